@@ -1,0 +1,43 @@
+"""llamabot-imagebot: llamabot's ImageBot, a text prompt in and an image out, on litellm.
+
+Importing this package loads neither litellm nor requests; they load on first use.
+"""
+
+from __future__ import annotations
+
+from llamabot._exceptions import (
+    ImageDownloadError,
+    ImageFormatWarning,
+    InvalidImageError,
+    NoImageError,
+    RetiredModelWarning,
+    UnsupportedSettingWarning,
+)
+from llamabot._response import GeneratedImage, GeneratedImages
+from llamabot.bot.imagebot import ImageBot
+
+__all__ = [
+    "GeneratedImage",
+    "GeneratedImages",
+    "ImageBot",
+    "ImageDownloadError",
+    "ImageFormatWarning",
+    "InvalidImageError",
+    "NoImageError",
+    "RetiredModelWarning",
+    "UnsupportedSettingWarning",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> str:
+    # The version is read lazily: importlib.metadata costs import time nobody needs.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("llamabot-imagebot")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0+unknown"
+    msg = f"module 'llamabot' has no attribute {name!r}"
+    raise AttributeError(msg)

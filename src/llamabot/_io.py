@@ -1,0 +1,273 @@
+"""The only I/O ImageBot does itself: download image URLs and write files atomically.
+
+Every write goes to a temporary file in the destination folder, then is renamed
+into place, so a failed or interrupted call leaves no partial file and never
+damages an existing one. Derived names never overwrite: each image claims the
+first free ``stem``, ``stem_2``, ``stem_3``… with a hard link, which fails
+atomically if another thread or process took the name first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import time
+import urllib.parse
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
+from llamabot._response import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, iter_chunks, require_image
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from llamabot._response import GeneratedImage
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_TIMEOUT = 600.0
+_CHUNK = 1 << 16
+_MAX_REDIRECTS = 5
+_PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
+
+
+def _redact(url: str) -> str:
+    """Drop the query string: signed URLs carry tokens in it."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        msg = f"Refusing to fetch an image from a {scheme or 'relative'}: URL; only http and https are fetched."
+        raise ImageDownloadError(msg)
+
+
+def _remaining(deadline: float | None, timeout: float, url: str) -> float:
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        msg = f"Timed out downloading the generated image from {_redact(url)}; raise `timeout` to wait longer."
+        raise ImageDownloadError(errno.ETIMEDOUT, msg)
+    return min(timeout, left)
+
+
+def stream_url(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline: float | None = None,
+) -> Iterator[bytes]:
+    """Yield an image URL's body in chunks: http(s) only, redirects checked, size capped.
+
+    :param url: The image URL.
+    :param timeout: Seconds to wait for the server at each step.
+    :param max_bytes: Largest body accepted.
+    :param deadline: A ``time.monotonic()`` instant by which the download must end.
+    :return: An iterator over the body's chunks.
+    :raises ImageDownloadError: On a refused scheme, HTTP error, oversize body,
+        network failure or timeout.
+    """
+    import requests
+
+    try:
+        for _ in range(_MAX_REDIRECTS + 1):
+            _check_scheme(url)
+            response = requests.get(
+                url, stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url)
+            )
+            if not response.is_redirect:
+                break
+            response.close()
+            url = urllib.parse.urljoin(url, response.headers["location"])
+        else:
+            msg = f"Too many redirects fetching the generated image from {_redact(url)}."
+            raise ImageDownloadError(msg)
+        with response:
+            if response.status_code >= 400:
+                msg = (
+                    f"Downloading the generated image from {_redact(url)} failed with HTTP "
+                    f"{response.status_code} {response.reason}. Result URLs expire (OpenAI's after "
+                    "60 minutes, Azure's after 24 hours): generate again and save promptly."
+                )
+                raise ImageDownloadError(msg)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ImageDownloadError(_too_large(url, max_bytes))
+            total = 0
+            for chunk in response.iter_content(_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ImageDownloadError(_too_large(url, max_bytes))
+                _remaining(deadline, timeout, url)
+                yield chunk
+    except requests.RequestException as exc:
+        msg = f"Could not download the generated image from {_redact(url)}: {type(exc).__name__}."
+        raise ImageDownloadError(msg) from exc
+
+
+def _too_large(url: str, max_bytes: int) -> str:
+    return (
+        f"The image at {_redact(url)} is larger than the {max_bytes:,}-byte limit; "
+        "raise ImageBot.max_image_bytes if you expect images this large."
+    )
+
+
+def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Download an image URL into memory (size capped).
+
+    :param url: The image URL.
+    :param timeout: Seconds to wait for the server at each step.
+    :param max_bytes: Largest body accepted.
+    :return: The body.
+    """
+    return b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
+
+
+def _source(image: GeneratedImage, timeout: float, max_bytes: int, deadline: float | None) -> Iterable[bytes | memoryview]:
+    if image.is_remote and image._data is None:
+        return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
+    return iter_chunks(image.data)
+
+
+def _write_temp(
+    image: GeneratedImage, directory: Path, timeout: float, max_bytes: int, deadline: float | None
+) -> tuple[Path, str]:
+    """Write the image into a new temporary file in ``directory``; return it and the MIME type."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".imagebot-{secrets.token_hex(8)}.part"
+    # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            head, mime = b"", None
+            for chunk in _source(image, timeout, max_bytes, deadline):
+                if mime is None:
+                    head += bytes(chunk[: SNIFF_BYTES - len(head)])
+                    if len(head) >= SNIFF_BYTES:
+                        mime = require_image(head, "The generated image")
+                file.write(chunk)
+            mime = mime or require_image(head, "The generated image")
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    image._mime = mime
+    return tmp, mime
+
+
+def _match_suffix(tmp: Path, mime: str, path: Path) -> Path:
+    """Convert ``tmp`` to the format ``path``'s extension names, or warn if that cannot be done."""
+    wanted = SUFFIX_MIME.get(path.suffix.lower())
+    if wanted is None or wanted == mime:
+        return tmp
+    if mime in _PILLOW_FORMATS and wanted in _PILLOW_FORMATS:
+        try:
+            from PIL import Image
+        except ImportError:
+            pass
+        else:
+            converted = tmp.with_name(f".imagebot-{secrets.token_hex(8)}.part")
+            try:
+                with Image.open(tmp) as img:
+                    out = img.convert("RGB") if wanted == "image/jpeg" and img.mode not in ("RGB", "L") else img
+                    out.save(converted, format=_PILLOW_FORMATS[wanted])
+            except BaseException:
+                converted.unlink(missing_ok=True)
+                raise
+            tmp.unlink()
+            return converted
+    real = EXTENSIONS[mime]
+    warnings.warn(
+        f"The generated image is {mime} but {path.name!r} names {wanted}; wrote the {mime} "
+        f"bytes unchanged. Install Pillow (pip install 'llamabot-imagebot[pillow]') to convert, "
+        f"or save it as {path.stem}{real}.",
+        ImageFormatWarning,
+        stacklevel=4,
+    )
+    return tmp
+
+
+def save_image(
+    image: GeneratedImage,
+    path: Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline: float | None = None,
+) -> Path:
+    """Write ``image`` to ``path`` atomically, replacing any file there.
+
+    :param image: The image.
+    :param path: Its destination; parent folders are created.
+    :param timeout: Seconds to wait for a URL's server at each step.
+    :param max_bytes: Largest download accepted.
+    :param deadline: A ``time.monotonic()`` instant by which a download must end.
+    :return: ``path``.
+    """
+    path = Path(path)
+    tmp, mime = _write_temp(image, path.parent, timeout, max_bytes, deadline)
+    try:
+        tmp = _match_suffix(tmp, mime, path)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_new(
+    image: GeneratedImage,
+    directory: Path,
+    stem: str,
+    *,
+    suffix: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline: float | None = None,
+) -> Path:
+    """Write ``image`` under the first free name ``stem``, ``stem_2``, … in ``directory``.
+
+    :param image: The image.
+    :param directory: The destination folder; created if missing.
+    :param stem: The file name without extension.
+    :param suffix: The extension to use; by default the one of the image's real format.
+    :param timeout: Seconds to wait for a URL's server at each step.
+    :param max_bytes: Largest download accepted.
+    :param deadline: A ``time.monotonic()`` instant by which a download must end.
+    :return: The path written; never one that existed before.
+    """
+    directory = Path(directory)
+    tmp, mime = _write_temp(image, directory, timeout, max_bytes, deadline)
+    try:
+        if suffix:
+            tmp = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
+        return _claim(tmp, directory, stem, suffix or EXTENSIONS[mime])
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim(tmp: Path, directory: Path, stem: str, suffix: str) -> Path:
+    """Give ``tmp`` the first free name, atomically, without ever replacing a file."""
+    for number in range(1, 100_000):
+        target = directory / (f"{stem}{suffix}" if number == 1 else f"{stem}_{number}{suffix}")
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            continue
+        except OSError:
+            # No hard links here (some network and FAT file systems): reserve the name
+            # with O_EXCL, then replace our own empty placeholder.
+            try:
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            os.replace(tmp, target)
+        return target
+    msg = f"No free file name left for {stem}{suffix} in {directory}."
+    raise FileExistsError(msg)

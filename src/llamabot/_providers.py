@@ -1,0 +1,204 @@
+"""What ImageBot sends to litellm, and the one place where litellm's errors are enriched.
+
+litellm refuses, before any HTTP, an OpenAI parameter that a model's image config
+does not list (``UnsupportedParamsError``). The documented defaults
+(``response_format="url"``, ``size``, ``n``) would therefore break most models, so a
+default is sent only where the model accepts it; an explicit setting the model
+does not accept is dropped with a warning; ``drop_params=False`` restores
+litellm's strict error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from llamabot._exceptions import UnsupportedSettingWarning
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# The OpenAI parameters litellm checks against a model's supported list
+# (``default_params`` in ``litellm.utils.get_optional_params_image_gen``).
+CHECKED_PARAMS = ("n", "quality", "response_format", "size", "style", "user", "imageConfig", "tools", "web_search_options")
+DOCUMENTED_DEFAULTS: dict[str, object] = {"size": "1024x1024", "n": 1, "response_format": "url"}
+RETIRED_OPENAI_MODELS = frozenset({"dall-e-2", "dall-e-3"})
+REPLACEMENT_HINT = (
+    "OpenAI shut down dall-e-2 and dall-e-3 on 2026-05-12. Use ImageBot(model='gpt-image-1') "
+    "(or 'gpt-image-1-mini', 'gpt-image-1.5'); GPT image models return base64, which ImageBot handles."
+)
+# Which environment variable each provider reads its key from, for error hints.
+KEY_ENV_VARS = {
+    "openai": "OPENAI_API_KEY",
+    "azure": "AZURE_API_KEY (and AZURE_API_BASE, AZURE_API_VERSION)",
+    "openrouter": "OPENROUTER_API_KEY",
+    "recraft": "RECRAFT_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "vertex_ai": "GOOGLE_APPLICATION_CREDENTIALS (plus VERTEXAI_PROJECT and VERTEXAI_LOCATION)",
+    "bedrock": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_REGION_NAME)",
+    "xai": "XAI_API_KEY",
+    "fal_ai": "FAL_AI_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "stability": "STABILITY_API_KEY",
+}
+_SECRET_NAME = re.compile(r"key|secret|token|password|credential|auth", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"(_API_KEY|_KEY|_SECRET|_SECRET_ACCESS_KEY|_TOKEN|_PASSWORD)$")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a keyword argument's name suggests it holds a credential."""
+    return bool(_SECRET_NAME.search(name))
+
+
+@functools.lru_cache(maxsize=256)
+def provider_of(model: str, custom_llm_provider: str | None = None) -> tuple[str, str] | None:
+    """Return ``(model name, provider)`` as litellm routes ``model``, or ``None`` if it cannot."""
+    import litellm
+
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)
+    except Exception:  # noqa: BLE001 - an unroutable model is litellm's error to raise at call time
+        return None
+    return name, str(provider)
+
+
+@functools.lru_cache(maxsize=256)
+def supported_params(
+    model: str, custom_llm_provider: str | None = None, base_model: str | None = None
+) -> frozenset[str] | None:
+    """Return the OpenAI image parameters litellm lets ``model`` take, or ``None`` for "any".
+
+    :param model: The litellm model string.
+    :param custom_llm_provider: litellm's provider override, if given.
+    :param base_model: litellm's ``base_model`` (Azure deployments), if given.
+    :return: The accepted parameter names, or ``None`` when litellm checks nothing
+        for this model (OpenAI-compatible providers) or the lookup fails.
+    """
+    routed = provider_of(model, custom_llm_provider)
+    if routed is None:
+        return None
+    name, provider = routed
+    name = base_model or name
+    import litellm
+
+    try:
+        config = litellm.ProviderConfigManager.get_provider_image_generation_config(
+            model=name, provider=litellm.LlmProviders(provider)
+        )
+        if config is not None:
+            return frozenset(config.get_supported_openai_params(model=name))
+        if provider == "bedrock":
+            config_class = litellm.BedrockImageGeneration.get_config_class(model=name)
+            return frozenset(config_class.get_supported_openai_params(model=name))
+        if provider == "vertex_ai":
+            return frozenset({"n", "size"})
+    except Exception:  # noqa: BLE001 - litellm internals moved: send everything, litellm decides
+        return None
+    return None
+
+
+def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Build the keyword arguments for ``litellm.image_generation``.
+
+    :param settings: ``model``, ``prompt``, the constructor settings and ``timeout``;
+        ``None`` values are not sent.
+    :param extra: The bot's ``image_generation_kwargs``, forwarded as given.
+    :return: The kwargs, and the explicit settings dropped because the model refuses them.
+    """
+    kwargs = {key: value for key, value in settings.items() if value is not None}
+    kwargs.update(extra)
+    if extra.get("drop_params") is False:
+        return kwargs, []
+    accepted = supported_params(kwargs["model"], extra.get("custom_llm_provider"), extra.get("base_model"))
+    if accepted is None:
+        return kwargs, []
+    dropped = []
+    for name in CHECKED_PARAMS:
+        if kwargs.get(name) is not None and name not in accepted:
+            if kwargs.pop(name) != DOCUMENTED_DEFAULTS.get(name, _MISSING):
+                dropped.append(name)
+    return kwargs, dropped
+
+
+_MISSING = object()
+
+
+def warn_dropped(model: str, dropped: Iterable[str], stacklevel: int) -> None:
+    """Warn that explicit settings were dropped because ``model`` does not accept them."""
+    names = ", ".join(f"`{name}`" for name in dropped)
+    if names:
+        warnings.warn(
+            f"{model} does not accept {names}; ImageBot dropped it from the request. "
+            "Pass drop_params=False to have litellm refuse the call instead.",
+            UnsupportedSettingWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def is_retired(model: str) -> bool:
+    """Whether ``model`` names one of OpenAI's shut-down DALL-E models."""
+    routed = provider_of(model) if "/" in model else (model, "openai")
+    return routed is not None and routed[1] == "openai" and routed[0] in RETIRED_OPENAI_MODELS
+
+
+def secrets_to_hide(api_key: str | None, extra: dict[str, Any]) -> list[str]:
+    """Collect the credential values that must never appear in output."""
+    values = [api_key] if isinstance(api_key, str) else []
+    values += [v for k, v in extra.items() if isinstance(v, str) and is_secret_name(k)]
+    values += [v for k, v in os.environ.items() if _SECRET_ENV.search(k)]
+    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in ``text`` with ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str, Any]) -> None:
+    """Add hints to a litellm exception and remove any secret from its text, in place.
+
+    :param exc: The exception litellm raised; its type is kept.
+    :param model: The model the call used.
+    :param api_key: The bot's API key, to scrub.
+    :param extra: The bot's extra kwargs, whose credentials are scrubbed too.
+    """
+    hidden = secrets_to_hide(api_key, extra)
+    _scrub_exception(exc, hidden)
+    text = str(exc)
+    notes = getattr(exc, "__notes__", [])
+    if is_retired(model) and ("model_not_found" in text or type(exc).__name__ == "NotFoundError"):
+        if REPLACEMENT_HINT not in notes:
+            exc.add_note(REPLACEMENT_HINT)
+    status = getattr(exc, "status_code", None)
+    if type(exc).__name__ == "AuthenticationError" or status == 401 or "api_key" in text.lower():
+        routed = provider_of(model, extra.get("custom_llm_provider"))
+        env = KEY_ENV_VARS.get(routed[1]) if routed else None
+        hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None
+        if hint and hint not in notes:
+            exc.add_note(hint)
+
+
+def _scrub_exception(exc: BaseException, hidden: list[str]) -> None:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while hidden and pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.args = tuple(scrub(a, hidden) if isinstance(a, str) else a for a in current.args)
+        for attr in ("message", "body", "llm_provider_message"):
+            value = getattr(current, attr, None)
+            if isinstance(value, str):
+                try:
+                    setattr(current, attr, scrub(value, hidden))
+                except AttributeError:
+                    pass
+        if getattr(current, "__notes__", None):
+            current.__notes__ = [scrub(note, hidden) for note in current.__notes__]
+        pending += [current.__cause__, current.__context__]
