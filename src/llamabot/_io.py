@@ -227,6 +227,7 @@ def save_new(
     stem: str,
     *,
     suffix: str | None = None,
+    start: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
     deadline: float | None = None,
@@ -237,6 +238,7 @@ def save_new(
     :param directory: The destination folder; created if missing.
     :param stem: The file name without extension.
     :param suffix: The extension to use; by default the one of the image's real format.
+    :param start: The first number to try: 1 tries ``stem`` itself, 2 starts at ``stem_2``.
     :param timeout: Seconds to wait for a URL's server at each step.
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
@@ -247,14 +249,14 @@ def save_new(
     try:
         if suffix:
             tmp = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
-        return _claim(tmp, directory, stem, suffix or EXTENSIONS[mime])
+        return _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _claim(tmp: Path, directory: Path, stem: str, suffix: str) -> Path:
+def _claim(tmp: Path, directory: Path, stem: str, suffix: str, start: int) -> Path:
     """Give ``tmp`` the first free name, atomically, without ever replacing a file."""
-    for number in range(1, 100_000):
+    for number in range(start, start + 100_000):
         target = directory / (f"{stem}{suffix}" if number == 1 else f"{stem}_{number}{suffix}")
         try:
             os.link(tmp, target)

@@ -138,10 +138,95 @@ def warn_dropped(model: str, dropped: Iterable[str], stacklevel: int) -> None:
         )
 
 
+def openai_model(model: str) -> str | None:
+    """Return the OpenAI image model ``model`` names (bare or ``openai/``), else ``None``.
+
+    Pure string logic, so that building a bot does not import litellm.
+    """
+    name = model[len("openai/") :] if model.startswith("openai/") else model
+    if "/" in name or not (name in RETIRED_OPENAI_MODELS or name.startswith("gpt-image")):
+        return None
+    return name
+
+
 def is_retired(model: str) -> bool:
     """Whether ``model`` names one of OpenAI's shut-down DALL-E models."""
-    routed = provider_of(model) if "/" in model else (model, "openai")
-    return routed is not None and routed[1] == "openai" and routed[0] in RETIRED_OPENAI_MODELS
+    return openai_model(model) in RETIRED_OPENAI_MODELS
+
+
+# OpenAI's per-model rules for /images/generations (its published API reference).
+_OPENAI_RULES: dict[str, dict[str, Any]] = {
+    "dall-e-3": {
+        "n": (1, 1),
+        "size": {"1024x1024", "1792x1024", "1024x1792"},
+        "quality": {"standard", "hd"},
+        "prompt": 4000,
+    },
+    "dall-e-2": {"n": (1, 10), "size": {"256x256", "512x512", "1024x1024"}, "quality": {"standard"}, "prompt": 1000},
+    "gpt-image": {
+        "n": (1, 10),
+        "size": {"auto", "1024x1024", "1536x1024", "1024x1536"},
+        "quality": {"low", "medium", "high", "auto"},
+        "prompt": 32000,
+    },
+}
+
+
+def _rules(model: str, base_model: str | None) -> tuple[str, dict[str, Any]] | None:
+    name = openai_model(base_model or model) if base_model else openai_model(model)
+    if name is None:
+        return None
+    if name.startswith("gpt-image"):
+        return name, _OPENAI_RULES["gpt-image"]
+    return name, _OPENAI_RULES[name]
+
+
+def check_settings(model: str, size: str | None, quality: str | None, n: int, extra: dict[str, Any]) -> None:
+    """Refuse settings that OpenAI's image models are documented not to accept.
+
+    :raises ValueError: Naming the setting, the model and what it accepts.
+    """
+    found = _rules(model, extra.get("base_model"))
+    if found is None:
+        return
+    name, rules = found
+    low, high = rules["n"]
+    if not low <= n <= high:
+        hint = " (call the bot again for more, or use gpt-image-1, which takes n up to 10)" if high == 1 else ""
+        msg = f"{name} makes {low} to {high} images per request, not n={n}{hint}."
+        raise ValueError(msg.replace("1 to 1 images", "one image"))
+    # gpt-image-2 takes arbitrary WIDTHxHEIGHT sizes.
+    if size is not None and size not in rules["size"] and not name.startswith("gpt-image-2"):
+        msg = f"{name} does not make size {size!r}; use one of {', '.join(sorted(rules['size']))}."
+        raise ValueError(msg)
+    if quality is not None and quality not in rules["quality"] and quality != "auto":
+        msg = f"{name} does not take quality {quality!r}; use one of {', '.join(sorted(rules['quality']))}."
+        raise ValueError(msg)
+    style = extra.get("style")
+    if style is not None and name == "dall-e-3" and style not in ("vivid", "natural"):
+        msg = f"dall-e-3 takes style 'vivid' or 'natural', not {style!r}."
+        raise ValueError(msg)
+    output_format = extra.get("output_format")
+    if output_format is not None and name.startswith("gpt-image"):
+        if output_format not in ("png", "jpeg", "webp"):
+            msg = f"{name} takes output_format 'png', 'jpeg' or 'webp', not {output_format!r}."
+            raise ValueError(msg)
+        if extra.get("background") == "transparent" and output_format == "jpeg":
+            msg = "A transparent background needs output_format 'png' or 'webp', not 'jpeg'."
+            raise ValueError(msg)
+    compression = extra.get("output_compression")
+    if compression is not None and not (isinstance(compression, int) and 0 <= compression <= 100):
+        msg = f"output_compression must be a whole number from 0 to 100, not {compression!r}."
+        raise ValueError(msg)
+
+
+def check_prompt(model: str, prompt: str, extra: dict[str, Any]) -> None:
+    """Refuse a prompt longer than an OpenAI image model accepts."""
+    found = _rules(model, extra.get("base_model"))
+    if found is not None and len(prompt) > found[1]["prompt"]:
+        name, rules = found
+        msg = f"The prompt has {len(prompt):,} characters; {name} accepts at most {rules['prompt']:,}."
+        raise ValueError(msg)
 
 
 def secrets_to_hide(api_key: str | None, extra: dict[str, Any]) -> list[str]:

@@ -143,6 +143,7 @@ class ImageBot:
             msg = "prompt is empty; describe the image to generate."
             raise ValueError(msg)
         self._validate()
+        _providers.check_prompt(self.model, prompt, self.image_generation_kwargs)
         settings = {
             "model": self.model,
             "prompt": prompt,
@@ -175,9 +176,11 @@ class ImageBot:
                 paths.append(_io.save_image(image, Path(save_path), **limits))
             elif save_path is not None:
                 first = Path(save_path)
-                paths.append(_io.save_new(image, first.parent, first.stem, suffix=first.suffix or None, **limits))
+                paths.append(
+                    _io.save_new(image, first.parent, first.stem, suffix=first.suffix or None, start=index + 1, **limits)
+                )
             else:
-                paths.append(_io.save_new(image, Path.cwd(), slugify(prompt), **limits))
+                paths.append(_io.save_new(image, Path.cwd(), slugify(prompt), start=index + 1, **limits))
         return paths
 
     def _validate(self) -> None:
@@ -206,10 +209,4 @@ class ImageBot:
         if self.quality is not None and not isinstance(self.quality, str):
             msg = f"quality must be a string such as 'high' or 'hd', not {type(self.quality).__name__}."
             raise TypeError(msg)
-        base = self.image_generation_kwargs.get("base_model") or self.model.rpartition("/")[2]
-        if base == "dall-e-3" and self.n > 1:
-            msg = "dall-e-3 makes one image per request: use n=1 and call the bot again, or a model that takes n > 1 (gpt-image-1)."
-            raise ValueError(msg)
-        if base == "dall-e-2" and self.n > 10:
-            msg = f"dall-e-2 makes at most 10 images per request, not n={self.n}."
-            raise ValueError(msg)
+        _providers.check_settings(self.model, self.size, self.quality, self.n, self.image_generation_kwargs)
