@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 import time
 import urllib.parse
 import warnings
@@ -129,14 +130,21 @@ def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = 
     return b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
 
 
-def _source(image: GeneratedImage, timeout: float, max_bytes: int, deadline: float | None) -> Iterable[bytes | memoryview]:
+def _source(
+    image: GeneratedImage, timeout: float, max_bytes: int, deadline: float | None
+) -> Iterable[bytes | memoryview]:
     if image.is_remote and image._data is None:
         return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
     return iter_chunks(image.data)
 
 
 def _write_temp(
-    image: GeneratedImage, directory: Path, timeout: float, max_bytes: int, deadline: float | None
+    image: GeneratedImage,
+    directory: Path,
+    timeout: float,
+    max_bytes: int,
+    deadline: float | None,
+    cancel: threading.Event | None,
 ) -> tuple[Path, str]:
     """Write the image into a new temporary file in ``directory``; return it and the MIME type."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,6 +155,8 @@ def _write_temp(
         with os.fdopen(fd, "wb") as file:
             head, mime = b"", None
             for chunk in _source(image, timeout, max_bytes, deadline):
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
                 if mime is None:
                     head += bytes(chunk[: SNIFF_BYTES - len(head)])
                     if len(head) >= SNIFF_BYTES:
@@ -201,6 +211,7 @@ def save_image(
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
     deadline: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Write ``image`` to ``path`` atomically, replacing any file there.
 
@@ -209,15 +220,17 @@ def save_image(
     :param timeout: Seconds to wait for a URL's server at each step.
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
+    :param cancel: When set, the write stops and nothing is left behind.
     :return: ``path``.
     """
     path = Path(path)
-    tmp, mime = _write_temp(image, path.parent, timeout, max_bytes, deadline)
+    tmp, mime = _write_temp(image, path.parent, timeout, max_bytes, deadline, cancel)
     try:
         tmp = _match_suffix(tmp, mime, path)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    image.path = path
     return path
 
 
@@ -231,6 +244,7 @@ def save_new(
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
     deadline: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Write ``image`` under the first free name ``stem``, ``stem_2``, … in ``directory``.
 
@@ -242,16 +256,18 @@ def save_new(
     :param timeout: Seconds to wait for a URL's server at each step.
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
+    :param cancel: When set, the write stops and nothing is left behind.
     :return: The path written; never one that existed before.
     """
     directory = Path(directory)
-    tmp, mime = _write_temp(image, directory, timeout, max_bytes, deadline)
+    tmp, mime = _write_temp(image, directory, timeout, max_bytes, deadline, cancel)
     try:
         if suffix:
             tmp = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
-        return _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
+        image.path = _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
     finally:
         tmp.unlink(missing_ok=True)
+    return image.path
 
 
 def _claim(tmp: Path, directory: Path, stem: str, suffix: str, start: int) -> Path:

@@ -48,6 +48,19 @@ _SECRET_NAME = re.compile(r"key|secret|token|password|credential|auth", re.IGNOR
 _SECRET_ENV = re.compile(r"(_API_KEY|_KEY|_SECRET|_SECRET_ACCESS_KEY|_TOKEN|_PASSWORD)$")
 
 
+def load_litellm() -> Any:
+    """Import litellm on first use, with its bundled price list.
+
+    Left alone, litellm downloads a price list at import, retrying for seconds
+    when offline. ``LITELLM_LOCAL_MODEL_COST_MAP=False`` in the environment
+    restores the download.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a keyword argument's name suggests it holds a credential."""
     return bool(_SECRET_NAME.search(name))
@@ -56,7 +69,7 @@ def is_secret_name(name: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def provider_of(model: str, custom_llm_provider: str | None = None) -> tuple[str, str] | None:
     """Return ``(model name, provider)`` as litellm routes ``model``, or ``None`` if it cannot."""
-    import litellm
+    litellm = load_litellm()
 
     try:
         name, provider, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)
@@ -82,7 +95,7 @@ def supported_params(
         return None
     name, provider = routed
     name = base_model or name
-    import litellm
+    litellm = load_litellm()
 
     try:
         config = litellm.ProviderConfigManager.get_provider_image_generation_config(
@@ -109,7 +122,8 @@ def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dic
     :return: The kwargs, and the explicit settings dropped because the model refuses them.
     """
     kwargs = {key: value for key, value in settings.items() if value is not None}
-    kwargs.update(extra)
+    # num_retries is litellm's name, but its image generation ignores it: ImageBot retries.
+    kwargs.update({key: value for key, value in extra.items() if key != "num_retries"})
     if extra.get("drop_params") is False:
         return kwargs, []
     accepted = supported_params(kwargs["model"], extra.get("custom_llm_provider"), extra.get("base_model"))

@@ -176,6 +176,7 @@ class GeneratedImage:
     :param revised_prompt: The prompt as the provider rewrote it, if it did.
     :param prompt: The prompt this image was made from.
     :param model: The model that made it.
+    :param path: Where the image was last saved, once it has been.
     """
 
     url: str | None = None
@@ -183,6 +184,7 @@ class GeneratedImage:
     revised_prompt: str | None = None
     prompt: str | None = None
     model: str | None = None
+    path: Path | None = None
     _data: bytes | None = field(default=None, repr=False)
     _mime: str | None = field(default=None, repr=False)
     _timeout: float = field(default=600.0, repr=False)

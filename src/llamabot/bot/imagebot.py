@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import time
 import warnings
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from llamabot import _io, _notebook, _providers
+from llamabot import _calls, _io, _notebook, _providers
 from llamabot._exceptions import RetiredModelWarning
 from llamabot._response import GeneratedImages, parse_response, slugify
 
@@ -106,14 +111,10 @@ class ImageBot:
         :raises ValueError: If no generated image data is found in the response.
         """
         deadline = time.monotonic() + self.timeout
-        images = self.generate(prompt)
-        if return_url:
-            references = [image.reference for image in images]
-            _notebook.show(images)
-            return references[0]
-        paths = self._save_all(images, prompt, save_path, deadline)
+        images = self._generate(prompt, deadline)
+        result = self._deliver(images, prompt, return_url=return_url, save_path=save_path, deadline=deadline)
         _notebook.show(images)
-        return paths[0]
+        return result
 
     def generate(self, prompt: str) -> GeneratedImages:
         """Generate every image the settings ask for, without saving any.
@@ -123,16 +124,208 @@ class ImageBot:
             ``revised_prompt``, ``save(path)``), with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
+        return self._generate(prompt, time.monotonic() + self.timeout)
+
+    async def agenerate(self, prompt: str) -> GeneratedImages:
+        """Like :meth:`generate`, on ``litellm.aimage_generation``.
+
+        :param prompt: The text prompt describing the image to generate.
+        :return: The images, with ``cost`` where litellm reports it.
+        :raises ValueError: If no generated image data is found in the response.
+        """
+        return await self._agenerate(prompt, time.monotonic() + self.timeout)
+
+    async def acall(
+        self,
+        prompt: str,
+        return_url: bool = False,
+        save_path: Optional[Path] = None,
+    ) -> Union[str, Path]:
+        """Like calling the bot, without blocking the event loop: files are written in a thread.
+
+        :param prompt: The text prompt describing the image to generate.
+        :param return_url: Whether to return the URL or data URI instead of saving.
+        :param save_path: The path to save the generated image to.
+        :return: The image reference if ``return_url`` is True, otherwise the saved Path.
+        :raises ValueError: If no generated image data is found in the response.
+        """
+        deadline = time.monotonic() + self.timeout
+        images = await self._agenerate(prompt, deadline)
+        result = await asyncio.to_thread(
+            self._deliver, images, prompt, return_url=return_url, save_path=save_path, deadline=deadline
+        )
+        _notebook.show(images)
+        return result
+
+    def generate_batch(
+        self,
+        prompts: Iterable[str],
+        concurrency: int = 4,
+        *,
+        return_url: bool = False,
+        save_dir: Optional[Path] = None,
+        save_path: Optional[Path] = None,
+        progress: Optional[bool] = None,
+    ) -> list[Union[GeneratedImages, Exception]]:
+        """Generate (and unless ``return_url``, save) the images of many prompts at once.
+
+        :param prompts: The prompts.
+        :param concurrency: How many requests to keep in flight.
+        :param return_url: Save nothing; the images keep their references only.
+        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param save_path: Where to save, for a single prompt only.
+        :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :return: For each prompt, in order, its images (each saved one has ``path``) or
+            the exception raised for it.
+        """
+        prompts = self._batch_prompts(prompts, concurrency, save_path)
+        cancel = threading.Event()
+
+        def one(prompt: str) -> GeneratedImages:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            deadline = time.monotonic() + self.timeout
+            images = self._generate(prompt, deadline, cancel)
+            self._deliver(
+                images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=save_dir, cancel=cancel
+            )
+            return images
+
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imagebot-batch")
+        futures = [pool.submit(one, prompt) for prompt in prompts]
+        try:
+            with _progress_bar(len(futures), progress) as bar:
+                for _ in as_completed(futures):
+                    bar.update(1)
+        except BaseException:
+            # Ctrl-C: stop queued prompts and in-flight waits; temporary files are removed.
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return [_outcome(future) for future in futures]
+
+    def batch(
+        self,
+        prompts: Iterable[str],
+        concurrency: int = 4,
+        return_url: bool = False,
+        save_dir: Optional[Path] = None,
+        progress: Optional[bool] = None,
+    ) -> list[Union[str, Path, Exception]]:
+        """Run ``bot(prompt)`` for many prompts, ``concurrency`` at a time.
+
+        One failure never stops or loses the others.
+
+        :param prompts: The prompts.
+        :param concurrency: How many requests to keep in flight.
+        :param return_url: Return references instead of saving.
+        :param save_dir: The folder for the saved images (default: the working folder).
+        :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :return: For each prompt, in order, what ``bot(prompt)`` would have returned,
+            or the exception raised for that prompt.
+        """
+        results = self.generate_batch(prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress)
+        return [_first(result, return_url) for result in results]
+
+    async def abatch(
+        self,
+        prompts: Iterable[str],
+        concurrency: int = 4,
+        return_url: bool = False,
+        save_dir: Optional[Path] = None,
+        progress: Optional[bool] = None,
+    ) -> list[Union[str, Path, Exception]]:
+        """Like :meth:`batch`, on the event loop: at most ``concurrency`` requests in flight.
+
+        :param prompts: The prompts.
+        :param concurrency: How many requests to keep in flight.
+        :param return_url: Return references instead of saving.
+        :param save_dir: The folder for the saved images (default: the working folder).
+        :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :return: For each prompt, in order, what ``await bot.acall(prompt)`` would have
+            returned, or the exception raised for that prompt.
+        """
+        prompts = self._batch_prompts(prompts, concurrency, None)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(prompt: str) -> GeneratedImages:
+            async with slots:
+                deadline = time.monotonic() + self.timeout
+                images = await self._agenerate(prompt, deadline)
+                await asyncio.to_thread(
+                    self._deliver, images, prompt, return_url=return_url, save_path=None, deadline=deadline, directory=save_dir
+                )
+                return images
+
+        tasks = [asyncio.ensure_future(one(prompt)) for prompt in prompts]
+        try:
+            with _progress_bar(len(tasks), progress) as bar:
+                for next_done in asyncio.as_completed(tasks):
+                    try:
+                        await next_done
+                    except Exception:  # noqa: BLE001, S110 - collected per prompt below
+                        pass
+                    bar.update(1)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        return [_first(_outcome(task), return_url) for task in tasks]
+
+    def _batch_prompts(self, prompts: Iterable[str], concurrency: int, save_path: Optional[Path]) -> list[str]:
+        if isinstance(prompts, str):
+            msg = "batch takes a list of prompts; wrap a single prompt in a list, or call the bot."
+            raise TypeError(msg)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            msg = f"concurrency must be a whole number of at least 1, not {concurrency!r}."
+            raise ValueError(msg)
+        prompts = list(prompts)
+        if save_path is not None and len(prompts) != 1:
+            msg = "save_path names one file: give a single prompt, or use save_dir for several."
+            raise ValueError(msg)
+        return prompts
+
+    def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
         kwargs = self._request(prompt)
-        import litellm
+        litellm = _providers.load_litellm()
 
         try:
             # Looked up at call time so that mocker.patch("litellm.image_generation") works.
-            response = litellm.image_generation(**kwargs)
+            response = _calls.call(
+                litellm.image_generation,
+                kwargs,
+                timeout=self.timeout,
+                num_retries=self._num_retries(),
+                deadline=deadline,
+                cancel=cancel,
+            )
         except Exception as exc:
             _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
             raise
         return self._images(response, prompt)
+
+    async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
+        kwargs = self._request(prompt)
+        litellm = _providers.load_litellm()
+
+        try:
+            response = await _calls.acall(
+                litellm.aimage_generation, kwargs, timeout=self.timeout, num_retries=self._num_retries(), deadline=deadline
+            )
+        except Exception as exc:
+            _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
+            raise
+        return self._images(response, prompt)
+
+    def _num_retries(self) -> int:
+        retries = self.image_generation_kwargs.get("num_retries")
+        if retries is None:
+            return _calls.DEFAULT_NUM_RETRIES
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            msg = f"num_retries must be a whole number of at least 0, not {retries!r}."
+            raise ValueError(msg)
+        return retries
 
     def _request(self, prompt: str) -> dict[str, Any]:
         """Validate the prompt and settings, and build litellm's kwargs."""
@@ -157,7 +350,7 @@ class ImageBot:
             "api_version": self.api_version,
         }
         kwargs, dropped = _providers.request_kwargs(settings, self.image_generation_kwargs)
-        _providers.warn_dropped(self.model, dropped, stacklevel=4)
+        _providers.warn_dropped(self.model, dropped, stacklevel=5)
         return kwargs
 
     def _images(self, response: Any, prompt: str) -> GeneratedImages:
@@ -165,11 +358,21 @@ class ImageBot:
             response, prompt=prompt, model=self.model, timeout=self.timeout, max_bytes=self.max_image_bytes
         )
 
-    def _save_all(
-        self, images: GeneratedImages, prompt: str, save_path: Optional[Path], deadline: float
-    ) -> list[Path]:
-        """Save every image: the first at ``save_path`` (or a name from the prompt), the rest beside it."""
-        limits = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline}
+    def _deliver(
+        self,
+        images: GeneratedImages,
+        prompt: str,
+        *,
+        return_url: bool,
+        save_path: Optional[Path],
+        deadline: float,
+        directory: Optional[Path] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> Union[str, Path]:
+        """Return the first reference, or save every image and return the first path."""
+        if return_url:
+            return [image.reference for image in images][0]
+        limits = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline, "cancel": cancel}
         paths = []
         for index, image in enumerate(images):
             if save_path is not None and index == 0:
@@ -180,8 +383,9 @@ class ImageBot:
                     _io.save_new(image, first.parent, first.stem, suffix=first.suffix or None, start=index + 1, **limits)
                 )
             else:
-                paths.append(_io.save_new(image, Path.cwd(), slugify(prompt), start=index + 1, **limits))
-        return paths
+                folder = Path(directory) if directory is not None else Path.cwd()
+                paths.append(_io.save_new(image, folder, slugify(prompt), start=index + 1, **limits))
+        return paths[0]
 
     def _validate(self) -> None:
         """Reject settings no provider accepts, before any network call."""
@@ -210,3 +414,30 @@ class ImageBot:
             msg = f"quality must be a string such as 'high' or 'hd', not {type(self.quality).__name__}."
             raise TypeError(msg)
         _providers.check_settings(self.model, self.size, self.quality, self.n, self.image_generation_kwargs)
+
+
+@contextmanager
+def _progress_bar(total: int, progress: Optional[bool]) -> Iterator[Any]:
+    """A tqdm bar on stderr: shown on a terminal by default, never in pipes or logs."""
+    import sys
+
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=False) as bar:
+        yield bar
+
+
+def _outcome(future: Union[Future, asyncio.Future]) -> Union[GeneratedImages, Exception]:
+    error = future.exception()
+    if error is not None:
+        if not isinstance(error, Exception):
+            raise error
+        return error
+    return future.result()
+
+
+def _first(result: Union[GeneratedImages, Exception], return_url: bool) -> Union[str, Path, Exception]:
+    if isinstance(result, Exception):
+        return result
+    return result[0].reference if return_url else result[0].path

@@ -1,0 +1,5 @@
+"""``python -m llamabot``: the ``imagebot`` command."""
+
+from llamabot.cli import run
+
+run()

@@ -1,0 +1,243 @@
+"""One image request through litellm: bounded in time, retried with backoff, attempts capped.
+
+litellm gives no such guarantees for images: ``num_retries`` is ignored, the OpenAI
+SDK path always retries twice on its own, bedrock's sync path ignores ``timeout``.
+So ImageBot runs the retry loop itself, turns the SDK's own retries off for its
+calls only, and waits for each attempt no longer than the time left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import random
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+DEFAULT_NUM_RETRIES = 2
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 20.0
+
+# Set while ImageBot calls litellm: the OpenAI SDK then makes one attempt per call.
+_sdk_retries_off: contextvars.ContextVar[bool] = contextvars.ContextVar("imagebot_sdk_retries_off", default=False)
+
+
+def turn_off_sdk_retries() -> bool:
+    """Make the OpenAI SDK skip its own retries inside ImageBot's calls; idempotent.
+
+    litellm builds (and caches) the SDK client itself and drops ``max_retries`` for
+    images, so the only lever is the SDK's per-request retry count. Other code in
+    the process is unaffected: the override only applies while the context flag is set.
+
+    :return: Whether the override is in place (False if the SDK changed shape).
+    """
+    try:
+        from openai._models import FinalRequestOptions
+    except ImportError:
+        return False
+    original = getattr(FinalRequestOptions, "get_max_retries", None)
+    if original is None:
+        return False
+    if getattr(original, "_imagebot", False):
+        return True
+
+    def get_max_retries(self: Any, max_retries: int) -> int:
+        return 0 if _sdk_retries_off.get() else original(self, max_retries)
+
+    get_max_retries._imagebot = True  # type: ignore[attr-defined]
+    FinalRequestOptions.get_max_retries = get_max_retries  # type: ignore[method-assign]
+    return True
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+_NOT_TRANSIENT = re.compile(r"missing credentials|api[_ ]?key|credentials? (are|is) (missing|not set)", re.IGNORECASE)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed attempt is worth retrying: 429, 5xx gateways, dropped connections, timeouts."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    # litellm reports a missing key as a 500 on the OpenAI path: retrying cannot help.
+    if "ContentPolicyViolationError" in names or _NOT_TRANSIENT.search(str(exc)):
+        return False
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        if status in TRANSIENT_STATUS:
+            return "APIConnectionError" not in names or _network_cause(exc)
+        if status < 500 and "APIConnectionError" not in names and "Timeout" not in names:
+            return False
+    if names & {"Timeout", "APITimeoutError"}:
+        return True
+    return "APIConnectionError" in names and _network_cause(exc)
+
+
+_NETWORK_ERRORS = frozenset(
+    {
+        "TransportError",
+        "ConnectError",
+        "ReadError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "RemoteProtocolError",
+        "ClientConnectionError",
+        "ServerDisconnectedError",
+        "APIConnectionError",
+        "APITimeoutError",
+    }
+)
+
+
+def _network_cause(exc: BaseException) -> bool:
+    """Whether a litellm APIConnectionError really came from the network (not a local bug)."""
+    for inner in _chain(exc)[1:]:
+        names = {cls.__name__ for cls in type(inner).__mro__}
+        if isinstance(inner, (ConnectionError, TimeoutError)) or names & _NETWORK_ERRORS:
+            return True
+    text = str(exc).lower()
+    return any(hint in text for hint in ("connection", "timed out", "timeout", "disconnected", "reset by peer"))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked to wait (``Retry-After`` / ``retry-after-ms``), if it did."""
+    for inner in _chain(exc):
+        for headers in (getattr(inner, "litellm_response_headers", None), getattr(getattr(inner, "response", None), "headers", None)):
+            if not isinstance(headers, Mapping) and not hasattr(headers, "get"):
+                continue
+            try:
+                millis = headers.get("retry-after-ms")
+                if millis is not None:
+                    return max(0.0, float(millis) / 1000)
+                value = headers.get("retry-after")
+            except Exception:  # noqa: BLE001 - odd header containers are ignored
+                continue
+            if value is None:
+                continue
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                parsed = email.utils.parsedate_to_datetime(value) if value else None
+                if parsed is not None:
+                    return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def backoff(attempt: int, exc: BaseException) -> float:
+    """Exponential backoff with full jitter, or what ``Retry-After`` asks for."""
+    asked = retry_after(exc)
+    if asked is not None:
+        return asked
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)) + _BACKOFF_BASE / 2  # noqa: S311
+
+
+def _timeout_error(model: str, timeout: float, attempts: int) -> Exception:
+    import litellm  # already imported: a request was made
+
+    message = (
+        f"ImageBot gave up on {model} after {timeout:g} s ({attempts} attempt{'s' * (attempts != 1)}). "
+        "Raise `timeout` to wait longer; high-quality images can take over 2 minutes."
+    )
+    return litellm.Timeout(message=message, model=model, llm_provider="")
+
+
+def _run_bounded(
+    fn: Callable[..., Any], kwargs: dict[str, Any], wait: float, cancel: threading.Event | None
+) -> tuple[bool, Any]:
+    """Run ``fn(**kwargs)`` in a daemon thread; return (finished, result) after at most ``wait`` s.
+
+    A provider path that ignores ``timeout`` (bedrock's) would otherwise hang the caller;
+    the abandoned thread ends on its own when the provider answers.
+    """
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["value"] = context.run(fn, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="imagebot-request", daemon=True)
+    thread.start()
+    end = time.monotonic() + wait
+    while thread.is_alive() and (left := end - time.monotonic()) > 0:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        # Short slices only when someone may cancel (a batch); one wait otherwise.
+        thread.join(min(left, 0.1) if cancel is not None else left)
+    if thread.is_alive():
+        return False, None
+    if "error" in outcome:
+        raise outcome["error"]
+    return True, outcome["value"]
+
+
+def call(
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    *,
+    timeout: float,
+    num_retries: int,
+    deadline: float,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """Call ``fn`` (``litellm.image_generation``) with retries, all within ``deadline``."""
+    turn_off_sdk_retries()
+    token = _sdk_retries_off.set(True)
+    try:
+        for attempt in range(num_retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _timeout_error(kwargs.get("model", ""), timeout, attempt)
+            attempt_kwargs = kwargs if attempt == 0 else {**kwargs, "timeout": left}
+            try:
+                finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
+            except Exception as exc:
+                wait = backoff(attempt, exc)
+                if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+                    raise
+                time.sleep(wait)
+                continue
+            if not finished:
+                raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1)
+            return value
+    finally:
+        _sdk_retries_off.reset(token)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def acall(
+    fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], *, timeout: float, num_retries: int, deadline: float
+) -> Any:
+    """Await ``fn`` (``litellm.aimage_generation``) with retries, all within ``deadline``."""
+    turn_off_sdk_retries()
+    token = _sdk_retries_off.set(True)
+    try:
+        for attempt in range(num_retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _timeout_error(kwargs.get("model", ""), timeout, attempt)
+            attempt_kwargs = kwargs if attempt == 0 else {**kwargs, "timeout": left}
+            try:
+                return await asyncio.wait_for(fn(**attempt_kwargs), left)
+            except asyncio.TimeoutError:
+                raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
+            except Exception as exc:
+                wait = backoff(attempt, exc)
+                if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+                    raise
+                await asyncio.sleep(wait)
+    finally:
+        _sdk_retries_off.reset(token)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,183 @@
+"""The ``imagebot`` command: parse the arguments, call the library, print the results.
+
+Exit status: 0 when every prompt made its images, 1 when any provider or I/O
+failure happened, 2 for bad usage, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import TextIO
+
+DEFAULT_MODEL = "gpt-image-1"
+EPILOG = """\
+examples:
+  imagebot "A red fox in the snow"
+  imagebot "A logo" "A banner" --dir out --concurrency 2
+  imagebot --from-file prompts.txt --json > results.jsonl
+  echo "A lighthouse at dusk" | imagebot -
+  imagebot "A cat" --model openrouter/google/gemini-2.5-flash-image --set image_config='{"aspect_ratio": "16:9"}'
+
+Keys come from the provider's usual environment variable: OPENAI_API_KEY,
+AZURE_API_KEY, OPENROUTER_API_KEY, RECRAFT_API_KEY, GEMINI_API_KEY, AWS credentials…
+"""
+
+
+class UsageError(Exception):
+    """Bad usage: exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="imagebot",
+        description="Make images from text prompts with any provider litellm supports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("prompts", nargs="*", metavar="PROMPT", help="a prompt; '-' reads prompts from stdin, one per line")
+    parser.add_argument("-o", "--output", type=Path, metavar="PATH", help="save the image here (one prompt only)")
+    parser.add_argument("--dir", type=Path, metavar="DIR", help="save images here under names from the prompts")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"litellm model string (default: {DEFAULT_MODEL})")
+    parser.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default: 1024x1024)")
+    parser.add_argument("--quality", help="provider quality, e.g. low, medium, high, hd")
+    parser.add_argument("-n", type=int, default=1, metavar="N", help="images per prompt (default: 1)")
+    parser.add_argument("--response-format", choices=["url", "b64_json"], help="ask for URLs or base64")
+    parser.add_argument("--url", action="store_true", help="print image URLs or data URIs instead of saving")
+    parser.add_argument("--api-base", metavar="URL", help="provider base URL (Azure, proxies, compatible servers)")
+    parser.add_argument("--api-version", metavar="V", help="provider API version (Azure)")
+    parser.add_argument("--timeout", type=float, default=600, metavar="SEC", help="seconds per prompt (default: 600)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra litellm argument (JSON values allowed); repeatable"
+    )
+    parser.add_argument("--from-file", metavar="FILE", help="read prompts from FILE ('-' for stdin), one per line")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default: 4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    return parser
+
+
+def _read_lines(source: str, stdin: TextIO) -> list[str]:
+    if source == "-":
+        text = stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read prompts from {source}: {exc.strerror or exc}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def collect_prompts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
+    """Prompts from the arguments, ``-`` (stdin) and ``--from-file``, in that order."""
+    prompts: list[str] = []
+    for prompt in args.prompts:
+        if prompt == "-":
+            prompts += _read_lines("-", stdin)
+        elif not prompt.strip():
+            raise UsageError("a prompt is empty; describe the image to generate")
+        else:
+            prompts.append(prompt)
+    if args.from_file:
+        prompts += _read_lines(args.from_file, stdin)
+    if not prompts:
+        raise UsageError("no prompt given; pass one as an argument, '-' for stdin, or --from-file FILE")
+    if args.output and len(prompts) > 1:
+        raise UsageError("-o names one file; use --dir with several prompts")
+    return prompts
+
+
+def parse_settings(pairs: list[str]) -> dict[str, object]:
+    """``--set key=value`` pairs; values are JSON when they parse as JSON, else strings."""
+    settings: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, not {pair!r}")
+        if key.strip() in {"api_key", "api-key"}:
+            raise UsageError("keys are read from the provider's environment variable, never from the command line")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except ValueError:
+            settings[key.strip()] = value
+    return settings
+
+
+def describe(exc: BaseException) -> str:
+    """One line: what went wrong and, from the exception's notes, what to do."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    notes = " ".join(" ".join(note.split()) for note in getattr(exc, "__notes__", []))
+    return f"{text} {notes}".strip()
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
+    print(f"imagebot: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
+    """Run the command; return its exit status."""
+    stdin = stdin if stdin is not None else sys.stdin
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on unknown options, as argparse does
+    warnings.showwarning = _print_warning  # one line on stderr, not a source excerpt
+    try:
+        prompts = collect_prompts(args, stdin)
+        extra = parse_settings(args.set)
+        from llamabot import ImageBot
+
+        bot = ImageBot(
+            model=args.model,
+            size=args.size,
+            quality=args.quality,
+            n=args.n,
+            response_format=args.response_format or "url",
+            api_base=args.api_base,
+            api_version=args.api_version,
+            timeout=args.timeout,
+            **extra,
+        )
+    except (UsageError, ValueError, TypeError) as exc:
+        print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
+        return 2
+    from llamabot._providers import load_litellm
+
+    load_litellm().suppress_debug_info = True  # litellm's "Give Feedback" banner would pollute stdout
+    try:
+        results = bot.generate_batch(
+            prompts, args.concurrency, return_url=args.url, save_dir=args.dir, save_path=args.output
+        )
+    except KeyboardInterrupt:
+        print("imagebot: interrupted; nothing partial was left behind", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError) as exc:
+        print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
+        return 2
+    failures = 0
+    for prompt, result in zip(prompts, results):
+        if isinstance(result, Exception):
+            failures += 1
+            print(f"imagebot: error: {prompt[:60]!r}: {describe(result)}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"prompt": prompt, "error": describe(result)}))
+            continue
+        for image in result:
+            where = image.reference if args.url else str(image.path)
+            if args.json:
+                key = "url" if args.url else "path"
+                record = {"prompt": prompt, key: where, "model": result.model, "revised_prompt": image.revised_prompt, "cost": result.cost}
+                print(json.dumps(record))
+            else:
+                print(where)
+    return 1 if failures else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("imagebot: interrupted", file=sys.stderr)
+        sys.exit(130)
