@@ -207,3 +207,12 @@ def test_result_save_writes_the_image(provider):
     provider.openai_images([PNG], as_url=False)
     images = bot_for(provider, response_format="b64_json").generate("A cat")
     assert images[0].save(Path("a/b/c.png")).read_bytes() == PNG
+
+
+@pytest.mark.parametrize("prompt", ["../../etc/passwd", "/absolute/path.png", "CON", "x" * 10_000, "\x00\x1b[31mred\n", "🦊🦊"])
+def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
+    """Whatever the prompt, the derived file is a single safe name in the working folder."""
+    provider.openai_images([PNG], as_url=False)
+    path = bot_for(provider, response_format="b64_json")(prompt)
+    assert path.parent == Path.cwd() and path.read_bytes() == PNG
+    assert len(path.name) <= 70 and not path.name.startswith(".")

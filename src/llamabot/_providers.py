@@ -16,7 +16,7 @@ import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from llamabot._exceptions import UnsupportedSettingWarning
+from llamabot._exceptions import NoImageError, UnsupportedSettingWarning
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -280,6 +280,19 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
         hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None
         if hint and hint not in notes:
             exc.add_note(hint)
+
+
+def no_image_error(exc: BaseException, model: str) -> NoImageError | None:
+    """The ``ValueError`` for a 200 answer that carried an error object instead of an image.
+
+    litellm raises those as ``APIError`` whose ``status_code`` is the provider's error
+    code (a string such as ``"content_policy_violation"``), with the message lost.
+    """
+    code = getattr(exc, "status_code", None)
+    if not isinstance(code, str) or not code or code.isdigit():
+        return None
+    hint = " Its safety system refused the prompt: rephrase it." if any(w in code for w in ("policy", "safety", "moderation")) else ""
+    return NoImageError(f"{model} answered without an image; the provider reported error code {code!r}.{hint}")
 
 
 def _scrub_exception(exc: BaseException, hidden: list[str]) -> None:

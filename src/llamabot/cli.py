@@ -119,10 +119,16 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the command; return its exit status."""
-    stdin = stdin if stdin is not None else sys.stdin
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on unknown options, as argparse does
+    args = build_parser().parse_args(argv)  # exits 2 on unknown options, as argparse does
+    shown = warnings.showwarning
     warnings.showwarning = _print_warning  # one line on stderr, not a source excerpt
+    try:
+        return _generate(args, stdin if stdin is not None else sys.stdin)
+    finally:
+        warnings.showwarning = shown
+
+
+def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     try:
         prompts = collect_prompts(args, stdin)
         extra = parse_settings(args.set)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NoReturn, Optional, Union
 
 from llamabot import _calls, _io, _notebook, _providers
 from llamabot._exceptions import RetiredModelWarning
@@ -301,8 +301,7 @@ class ImageBot:
                 cancel=cancel,
             )
         except Exception as exc:
-            _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
-            raise
+            self._raise(exc)
         return self._images(response, prompt)
 
     async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
@@ -314,9 +313,16 @@ class ImageBot:
                 litellm.aimage_generation, kwargs, timeout=self.timeout, num_retries=self._num_retries(), deadline=deadline
             )
         except Exception as exc:
-            _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
-            raise
+            self._raise(exc)
         return self._images(response, prompt)
+
+    def _raise(self, exc: Exception) -> NoReturn:
+        """Re-raise a litellm error with hints and without secrets (an error object without an image: ValueError)."""
+        _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
+        no_image = _providers.no_image_error(exc, self.model)
+        if no_image is not None:
+            raise no_image from exc
+        raise exc
 
     def _num_retries(self) -> int:
         retries = self.image_generation_kwargs.get("num_retries")
@@ -424,7 +430,7 @@ def _progress_bar(total: int, progress: Optional[bool]) -> Iterator[Any]:
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=True) as bar:
         yield bar
 
 

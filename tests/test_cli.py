@@ -1,0 +1,132 @@
+"""The imagebot command, end to end as a subprocess against the fake provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import JPEG, PNG, b64
+from tests.test_pipelines import echo_images
+
+CANARY = "sk-canary-cli-0123456789abcdef"
+
+
+def imagebot(provider, *args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m llamabot` with the fake provider's base URL and a canary key."""
+    environment = {
+        **os.environ,
+        "OPENAI_API_KEY": CANARY,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "llamabot", *args]
+    if provider is not None:
+        command += ["--api-base", provider.base]
+    return subprocess.run(command, input=stdin or "", capture_output=True, text=True, env=environment, timeout=120)
+
+
+def test_one_prompt_prints_the_saved_path(provider):
+    """The default run saves one image and prints its path; exit 0."""
+    provider.gpt_image([PNG])
+    run = imagebot(provider, "A red fox")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(Path.cwd() / "a_red_fox.png")
+    assert Path("a_red_fox.png").read_bytes() == PNG
+    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-1"
+    assert CANARY not in run.stdout + run.stderr
+
+
+def test_json_output_stdin_prompts_and_options(provider):
+    """Prompts from stdin, --dir, --set and --json: one JSON object per image with path, model, cost."""
+    echo_images(provider)
+    run = imagebot(
+        provider, "-", "--dir", "out", "--json", "--set", "background=transparent", "--set", "output_compression=80",
+        "--quality", "low", stdin="A cat\n\nA dog\n",
+    )
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["prompt"] for r in records] == ["A cat", "A dog"]
+    assert [Path(r["path"]).read_bytes() for r in records] == [PNG + b"A cat", PNG + b"A dog"]
+    assert all(r["model"] == "gpt-image-1" and "revised_prompt" in r and "cost" in r for r in records)
+    bodies = [c.json for c in provider.calls("/images/generations")]
+    assert all(b["background"] == "transparent" and b["output_compression"] == 80 and b["quality"] == "low" for b in bodies)
+
+
+def test_failing_provider_exits_1_with_one_clear_line(provider):
+    """A provider failure: exit 1, one line on stderr, no traceback, no key; the other prompt still lands."""
+    echo_images(provider)
+    run = imagebot(provider, "fine", "this will FAIL")
+    assert run.returncode == 1
+    assert run.stdout.strip() == str(Path.cwd() / "fine.png")
+    assert "Traceback" not in run.stderr and CANARY not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("imagebot: error:")]
+    assert len(errors) == 1 and "FAIL" in errors[0] and "rejected" in errors[0]
+
+
+def test_missing_key_names_the_environment_variable(provider):
+    """Without a key the error says which variable to set."""
+    provider.gpt_image([PNG])
+    run = imagebot(provider, "A fox", env={"OPENAI_API_KEY": ""})
+    assert run.returncode == 1
+    assert "OPENAI_API_KEY" in run.stderr and "Traceback" not in run.stderr
+    assert provider.received == []  # refused locally, never retried against the server
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["   "], [], ["A fox", "--bogus"], ["a", "b", "-o", "x.png"], ["A fox", "--set", "nokey"], ["A fox", "-n", "0"]],
+)
+def test_bad_usage_exits_2(args):
+    """Empty prompts, unknown options, -o with several prompts, bad --set and bad settings exit 2."""
+    from llamabot.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        raise SystemExit(main(args, stdin=__import__("io").StringIO("")))
+    assert caught.value.code == 2
+
+
+def test_output_path_flag(provider, monkeypatch):
+    """-o saves where asked."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider.openai_images([JPEG], as_url=False)
+    from llamabot.cli import main
+
+    assert main(["A fox", "-o", "pics/fox.jpg", "--model", "dall-e-3", "--response-format", "b64_json", "--api-base", provider.base], stdin=None) == 0
+    assert Path("pics/fox.jpg").read_bytes() == JPEG
+
+
+def test_url_flag_prints_data_uri(provider, capsys, monkeypatch):
+    """--url prints the data URI of a base64 answer, one per line."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider.gpt_image([PNG])
+    from llamabot.cli import main
+
+    assert main(["A fox", "--url", "--api-base", provider.base]) == 0
+    assert capsys.readouterr().out.strip() == f"data:image/png;base64,{b64(PNG)}"
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_from_file(provider, capsys, monkeypatch):
+    """--from-file reads one prompt per line."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    echo_images(provider)
+    Path("prompts.txt").write_text("first\nsecond\n")
+    from llamabot.cli import main
+
+    assert main(["--from-file", "prompts.txt", "--api-base", provider.base, "--concurrency", "2"]) == 0
+    assert [Path(line).name for line in capsys.readouterr().out.split()] == ["first.png", "second.png"]
+
+
+def test_module_and_console_script_are_the_same_command():
+    """`imagebot --help` and `python -m llamabot --help` print the same usage."""
+    script = Path(sys.executable).with_name("imagebot")
+    if not script.exists():
+        pytest.skip("console script not installed in this environment")
+    a = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    b = subprocess.run([sys.executable, "-m", "llamabot", "--help"], capture_output=True, text=True, check=True).stdout
+    assert a == b and "--from-file" in a

@@ -1,0 +1,272 @@
+"""Fault injection: failures, delays, Retry-After and refusals against the local fake provider.
+
+Attempts are counted on the server, time with a monotonic clock, files on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import litellm
+import openai
+import pytest
+from werkzeug import Response
+
+import llamabot as lmb
+from tests.fakes import PNG, b64
+
+OK_BODY = json.dumps({"created": 1, "data": [{"b64_json": b64(PNG)}]})
+
+
+def scripted(provider, path: str, answers: list[tuple[int, dict | None, dict]]) -> None:
+    """Answer successive requests to ``path`` with (status, headers, json body); the last one repeats."""
+    queue = list(answers)
+
+    def answer(_request):
+        status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
+        return Response(json.dumps(body), status, headers=headers or {}, content_type="application/json")
+
+    provider.route(path, answer)
+
+
+def ok() -> tuple[int, dict, dict]:
+    return 200, {}, json.loads(OK_BODY)
+
+
+def failure(status: int, **headers: str) -> tuple[int, dict, dict]:
+    return status, headers, {"error": {"message": f"status {status}", "type": "server_error"}}
+
+
+def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
+    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": "sk-test", **kwargs})
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_failures_are_retried_then_succeed(provider, status):
+    """Two transient failures, then success: three attempts reach the server, the image is saved."""
+    scripted(provider, "/images/generations", [failure(status, **{"Retry-After": "0"}), failure(status, **{"Retry-After": "0"}), ok()])
+    path = gpt_bot(provider)("A fox")
+    assert len(provider.calls("/images/generations")) == 3
+    assert path.read_bytes() == PNG
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_openai_path_makes_exactly_num_retries_plus_one_attempts(provider, retries):
+    """The OpenAI SDK's own two retries are off: attempts are exactly num_retries + 1.
+
+    This fails if a litellm or openai upgrade brings the SDK's hidden retries back.
+    """
+    scripted(provider, "/images/generations", [failure(500, **{"Retry-After": "0"})])
+    with pytest.raises(litellm.InternalServerError):
+        gpt_bot(provider, num_retries=retries)("A fox")
+    assert len(provider.calls("/images/generations")) == retries + 1
+
+
+def test_num_retries_is_consumed_not_forwarded(mocker):
+    """num_retries never reaches litellm (its image generation ignores it)."""
+    from litellm.types.utils import ImageObject, ImageResponse
+
+    patched = mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))]))
+    lmb.ImageBot(model="gpt-image-1", num_retries=5)("A fox")
+    assert "num_retries" not in patched.call_args.kwargs
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "extra"),
+    [
+        ("azure/img-prod", "/openai/deployments/img-prod/images/generations", {"api_version": "2025-04-01-preview"}),
+        ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
+        ("recraft/recraftv3", "/v1/images/generations", {}),
+    ],
+)
+def test_other_providers_are_retried_too(provider, model, path, extra):
+    """Providers litellm never retries get num_retries + 1 attempts as well."""
+    scripted(provider, path, [failure(503, **{"Retry-After": "0"})])
+    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", num_retries=1, **extra)
+    with pytest.raises(openai.APIError):
+        bot("A fox")
+    assert len(provider.calls(path)) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_errors_are_never_retried(provider, status):
+    """400, 401, 403 and 404 are answered once."""
+    scripted(provider, "/images/generations", [failure(status)])
+    with pytest.raises(openai.APIError):
+        gpt_bot(provider)("A fox")
+    assert len(provider.calls("/images/generations")) == 1
+
+
+def test_content_policy_refusal_is_not_retried(provider):
+    """A content-policy 400 is final."""
+    body = {"error": {"message": "Your request was rejected as a result of our safety system.", "code": "content_policy_violation", "type": "invalid_request_error"}}
+    scripted(provider, "/images/generations", [(400, {}, body)])
+    with pytest.raises(litellm.BadRequestError):
+        gpt_bot(provider)("A fox")
+    assert len(provider.calls("/images/generations")) == 1
+
+
+def test_retry_after_is_honoured(provider):
+    """A 429 with Retry-After: 1 waits about a second before the next attempt."""
+    scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "1"}), ok()])
+    start = time.monotonic()
+    gpt_bot(provider)("A fox")
+    assert time.monotonic() - start >= 1.0
+    assert len(provider.calls("/images/generations")) == 2
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once(provider):
+    """A wait that would overrun the timeout is not taken: the error comes back immediately."""
+    scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "30"})])
+    start = time.monotonic()
+    with pytest.raises(litellm.RateLimitError):
+        gpt_bot(provider, timeout=5)("A fox")
+    assert time.monotonic() - start < 3
+    assert len(provider.calls("/images/generations")) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "extra"),
+    [
+        ("gpt-image-1", "/images/generations", {}),
+        ("bedrock/amazon.nova-canvas-v1:0", "/model/amazon.nova-canvas-v1:0/invoke", {"aws_region_name": "us-east-1"}),
+        ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
+    ],
+)
+def test_timeout_bounds_the_whole_call(provider, model, path, extra):
+    """A provider that hangs: the call raises within timeout + 1 s, even where litellm ignores timeout."""
+    provider.latency = 4
+    scripted(provider, path, [ok()])
+    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", timeout=1, **extra)
+    start = time.monotonic()
+    with pytest.raises(litellm.Timeout):
+        bot("A fox")
+    assert time.monotonic() - start < 2
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_timeout_bounds_the_async_call(provider):
+    """The async path is bounded the same way."""
+    provider.latency = 4
+    scripted(provider, "/images/generations", [ok()])
+    start = time.monotonic()
+    with pytest.raises(litellm.Timeout):
+        asyncio.run(gpt_bot(provider, timeout=1).acall("A fox"))
+    assert time.monotonic() - start < 2
+
+
+def test_timeout_includes_the_download(provider):
+    """A slow image download counts against the same budget; nothing partial is left."""
+    provider.route("/files/slow", lambda _r: (time.sleep(3), Response(PNG, 200, content_type="image/png"))[1], "GET")
+    provider.json_route("/images/generations", {"created": 1, "data": [{"url": f"{provider.base}/files/slow"}]})
+    bot = lmb.ImageBot(model="dall-e-3", api_base=provider.base, api_key="sk-test", timeout=1)
+    start = time.monotonic()
+    with pytest.raises(lmb.ImageDownloadError, match="Timed out|timed out|ReadTimeout|Timeout"):
+        bot("A fox")
+    assert time.monotonic() - start < 2
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_retries_stay_within_the_timeout(provider):
+    """Slow failures are retried only while time is left; the total stays under timeout + 1 s."""
+    provider.latency = 0.6
+    scripted(provider, "/images/generations", [failure(503, **{"Retry-After": "0"})])
+    start = time.monotonic()
+    with pytest.raises(openai.APIError):
+        gpt_bot(provider, timeout=1.5, num_retries=10)("A fox")
+    assert time.monotonic() - start < 2.5
+    assert len(provider.calls("/images/generations")) <= 3
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "payload"),
+    [
+        ("/images/generations", "gpt-image-1", {"created": 1, "data": []}),
+        ("/images/generations", "gpt-image-1", {"error": {"message": "rejected", "code": "content_policy_violation"}}),
+        (
+            "/chat/completions",
+            "openrouter/google/gemini-2.5-flash-image",
+            {"id": "g", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "I can't draw that."}}]},
+        ),
+    ],
+)
+def test_200_without_an_image_is_a_value_error(provider, path, model, payload):
+    """Empty answers (text only, error object, no data) raise ValueError and save nothing."""
+    provider.json_route(path, payload)
+    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test")
+    with pytest.raises(ValueError, match="without an image|No generated image") as caught:
+        bot("A fox")
+    if "error" in payload:
+        assert "content_policy_violation" in str(caught.value)  # the provider's reason is kept
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_canary_key_never_leaks(provider, caplog, capsys, monkeypatch):
+    """A planted key appears in no repr, str, log record, warning, exception text or printed output."""
+    import logging
+    import warnings
+
+    canary = "sk-canary-everywhere-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    caplog.set_level(logging.DEBUG)
+    provider.json_route(
+        "/images/generations",
+        {"error": {"message": f"Incorrect API key provided: {canary}", "type": "invalid_request_error", "code": "invalid_api_key"}},
+        status=401,
+    )
+    seen: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key=canary, style="vivid", response_format="b64_json")
+        seen += [repr(bot), str(bot), str(vars(bot).get("image_generation_kwargs"))]
+        with pytest.raises(litellm.AuthenticationError) as error:
+            bot("A fox")
+        for exc in (error.value, error.value.__cause__, error.value.__context__):
+            if exc is not None:
+                seen += [str(exc), repr(exc), repr(exc.args), *getattr(exc, "__notes__", [])]
+        with pytest.raises(litellm.AuthenticationError) as again:
+            asyncio.run(bot.acall("A fox"))
+        seen += [str(again.value), repr(again.value.args)]
+        results = bot.batch(["A fox"], progress=False)
+        seen += [str(results), repr(results[0].args)]
+    seen += [str(w.message) for w in caught]
+    seen += [record.getMessage() for record in caplog.records]
+    captured = capsys.readouterr()
+    seen += [captured.out, captured.err]
+    assert any("response_format" in s or "style" in s for s in seen)  # warnings were captured
+    assert not [s for s in seen if canary in s]
+
+
+def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path):
+    """SIGINT while an image is downloading: exit 130, no temporary or partial file left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    def slow_body():
+        yield PNG
+        for _ in range(200):
+            time.sleep(0.05)
+            yield b"\0" * 1024
+
+    provider.route("/files/slow", lambda _r: Response(slow_body(), 200, content_type="image/png"), "GET")
+    provider.json_route("/images/generations", {"created": 1, "data": [{"url": f"{provider.base}/files/slow"}]})
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamabot", "A fox", "--model", "dall-e-3", "--dir", str(out), "--api-base", provider.base],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.05)
+    assert out.exists() and any(out.iterdir()), "the download never started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert list(out.iterdir()) == []
