@@ -213,6 +213,6 @@ def test_result_save_writes_the_image(provider):
 def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
     """Whatever the prompt, the derived file is a single safe name in the working folder."""
     provider.openai_images([PNG], as_url=False)
-    path = bot_for(provider, response_format="b64_json")(prompt)
+    path = bot_for(provider, model="gpt-image-1")(prompt)
     assert path.parent == Path.cwd() and path.read_bytes() == PNG
     assert len(path.name) <= 70 and not path.name.startswith(".")
