@@ -1,18 +1,27 @@
 """Show images inline when, and only when, running in a Jupyter kernel.
 
 IPython is not a dependency: it is only used when a kernel has already imported it.
+Large images are shown as a bounded thumbnail (with Pillow) so that a notebook file
+does not fill with megabytes of base64; a URL is shown by reference, never downloaded.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import sys
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from llamabot._response import GeneratedImage
+
+#: Images above this size are shown as a thumbnail when Pillow is installed.
+MAX_INLINE_BYTES = 512 * 1024
+THUMBNAIL_EDGE = 768
 
 
 def in_notebook() -> bool:
@@ -28,15 +37,62 @@ def in_notebook() -> bool:
     return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
 
 
-def display_object(image: GeneratedImage) -> object:
-    """Return an IPython display object for ``image`` (a URL is shown, not downloaded)."""
-    from IPython.display import SVG, Image
+def _thumbnail(data: bytes, mime: str) -> tuple[bytes, str]:
+    """A bounded-size rendition of a large raster image; the original when small or without Pillow."""
+    if len(data) <= MAX_INLINE_BYTES or mime == "image/svg+xml":
+        return data, mime
+    try:
+        from PIL import Image
+    except ImportError:
+        return data, mime
+    with Image.open(io.BytesIO(data)) as img:
+        img.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
+        out = io.BytesIO()
+        img.convert("RGB").save(out, format="JPEG", quality=85)
+    return out.getvalue(), "image/jpeg"
 
+
+def mimebundle(image: GeneratedImage) -> dict[str, Any]:
+    """The notebook representation of one image: a URL by reference, bytes bounded in size."""
+    bundle: dict[str, Any] = {"text/plain": repr(image)}
     if image.is_remote and image._data is None:
-        return Image(url=image.url)
-    if image.mime_type == "image/svg+xml":
-        return SVG(data=image.data)
-    return Image(data=image.data, format=image.extension.lstrip("."))
+        src = html.escape(image.url or "", quote=True)
+        bundle["text/html"] = f'<img src="{src}" alt="generated image" style="max-width: 100%; height: auto;"/>'
+        return bundle
+    data, mime = _thumbnail(image.data, image.mime_type)
+    bundle[mime] = data.decode("utf-8") if mime == "image/svg+xml" else data
+    return bundle
+
+
+def gallery_html(images: Iterable[GeneratedImage]) -> str:
+    """HTML showing several images side by side (thumbnails, URLs by reference)."""
+    tags = []
+    for image in images:
+        if image.is_remote and image._data is None:
+            src = image.url or ""
+        else:
+            data, mime = _thumbnail(image.data, image.mime_type)
+            src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        tags.append(f'<img src="{html.escape(src, quote=True)}" style="max-width: 32%; height: auto; margin: 2px;"/>')
+    return f"<div>{''.join(tags)}</div>"
+
+
+class ImageReference(str):
+    """The ``str`` that ``return_url=True`` returns in a notebook.
+
+    It is the URL or data URI itself; only its notebook text form is shortened,
+    so that a cell ending in the call does not print megabytes of base64 (the
+    image itself was already displayed once).
+    """
+
+    __slots__ = ()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # noqa: FBT001 - IPython's signature
+        text = str(self)
+        if text.startswith("data:") and len(text) > 120:
+            header = text.split(",", 1)[0]
+            text = f"{header},… ({len(text):,} characters)"
+        printer.text(repr(text))
 
 
 def show(images: Iterable[GeneratedImage]) -> None:
@@ -47,6 +103,6 @@ def show(images: Iterable[GeneratedImage]) -> None:
         from IPython.display import display
 
         for image in images:
-            display(display_object(image))
+            display(image)
     except Exception as exc:  # noqa: BLE001 - showing is a courtesy; the result still counts
         warnings.warn(f"Could not display the image inline: {exc}", RuntimeWarning, stacklevel=3)

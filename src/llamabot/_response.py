@@ -267,6 +267,12 @@ class GeneratedImage:
             return self.url
         return self.data_uri
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Show the image when it is a notebook cell's value."""
+        from llamabot._notebook import mimebundle
+
+        return mimebundle(self)
+
     def save(self, path: str | Path) -> Path:
         """Write the image to ``path`` atomically, creating parent folders.
 
@@ -303,6 +309,12 @@ class GeneratedImages(list[GeneratedImage]):
     def __repr__(self) -> str:
         """Show the images and the cost."""
         return f"GeneratedImages({list.__repr__(self)}, cost={self.cost!r})"
+
+    def _repr_html_(self) -> str:
+        """Show every image side by side when the list is a notebook cell's value."""
+        from llamabot._notebook import gallery_html
+
+        return gallery_html(self)
 
 
 def _cost(response: Any) -> float | None:

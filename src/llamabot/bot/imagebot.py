@@ -113,8 +113,7 @@ class ImageBot:
         deadline = time.monotonic() + self.timeout
         images = self._generate(prompt, deadline)
         result = self._deliver(images, prompt, return_url=return_url, save_path=save_path, deadline=deadline)
-        _notebook.show(images)
-        return result
+        return _shown(images, result)
 
     def generate(self, prompt: str) -> GeneratedImages:
         """Generate every image the settings ask for, without saving any.
@@ -154,8 +153,7 @@ class ImageBot:
         result = await asyncio.to_thread(
             self._deliver, images, prompt, return_url=return_url, save_path=save_path, deadline=deadline
         )
-        _notebook.show(images)
-        return result
+        return _shown(images, result)
 
     def generate_batch(
         self,
@@ -447,3 +445,11 @@ def _first(result: Union[GeneratedImages, Exception], return_url: bool) -> Union
     if isinstance(result, Exception):
         return result
     return result[0].reference if return_url else result[0].path
+
+
+def _shown(images: GeneratedImages, result: Union[str, Path]) -> Union[str, Path]:
+    """Display the images once in a notebook; there a reference prints shortened."""
+    if not _notebook.in_notebook():
+        return result
+    _notebook.show(images)
+    return _notebook.ImageReference(result) if isinstance(result, str) else result
