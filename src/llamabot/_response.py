@@ -368,13 +368,24 @@ def parse_response(
                 )
             )
     if not images:
-        msg = (
-            f"No generated image data was found in the response from {model or 'the provider'}. "
-            "The provider may have refused the prompt (content policy) or answered "
-            "with text only; try again or rephrase the prompt."
-        )
+        msg = f"No generated image data was found in the response from {model or 'the provider'}. " + _why_empty(model)
         raise NoImageError(msg)
     return images
+
+
+_EMPTY_REASONS = {
+    "openrouter/": "OpenRouter's model answered with text only: it declined the prompt or could not draw it.",
+    "gemini/": "Gemini answers without an image when its safety filter blocks the prompt (finishReason SAFETY).",
+    "vertex_ai/": "Vertex answers without an image when its safety filter blocks the prompt.",
+}
+
+
+def _why_empty(model: str | None) -> str:
+    """What an empty answer usually means for this provider (litellm drops the provider's own words)."""
+    for prefix, reason in _EMPTY_REASONS.items():
+        if (model or "").startswith(prefix):
+            return f"{reason} Rephrase the prompt or try again."
+    return "The provider may have refused the prompt (content policy); rephrase it or try again."
 
 
 def slugify(prompt: str, max_length: int = _MAX_STEM) -> str:
