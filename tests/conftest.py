@@ -36,11 +36,15 @@ _PROVIDER_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch) -> Iterator[None]:
+def isolated(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[None]:
     """Run every test in an empty working folder with no real provider credentials."""
     monkeypatch.chdir(tmp_path)
     for name in _PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name in ("IMAGEBOT_METADATA", "IMAGEBOT_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    # Never touch the real user's history.
+    monkeypatch.setenv("IMAGEBOT_HISTORY_DB", str(tmp_path_factory.mktemp("history") / "history.sqlite3"))
     yield
 
 

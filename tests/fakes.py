@@ -35,6 +35,12 @@ WEBP = make_image("WEBP")
 GIF = make_image("GIF")
 
 
+def same_pixels(a: bytes, b: bytes) -> bool:
+    """Whether two image files decode to the same pixels (metadata may differ)."""
+    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
+        return first.size == second.size and first.tobytes() == second.tobytes()
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

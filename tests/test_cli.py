@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import JPEG, PNG, b64
+import llamabot as lmb
+from tests.fakes import JPEG, PNG, b64, same_pixels
 from tests.test_pipelines import echo_images
 
 CANARY = "sk-canary-cli-0123456789abcdef"
@@ -36,16 +37,18 @@ def test_one_prompt_prints_the_saved_path(provider):
     run = imagebot(provider, "A red fox")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(Path.cwd() / "a_red_fox.png")
-    assert Path("a_red_fox.png").read_bytes() == PNG
+    info = lmb.image_info("a_red_fox.png")  # the command writes provenance by default
+    assert info["prompt"] == "A red fox" and info["model"] == "gpt-image-1"
+    assert same_pixels(Path("a_red_fox.png").read_bytes(), PNG)
     assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-1"
-    assert CANARY not in run.stdout + run.stderr
+    assert CANARY not in run.stdout + run.stderr + json.dumps(info)
 
 
 def test_json_output_stdin_prompts_and_options(provider):
     """Prompts from stdin, --dir, --set and --json: one JSON object per image with path, model, cost."""
     echo_images(provider)
     run = imagebot(
-        provider, "-", "--dir", "out", "--json", "--set", "background=transparent", "--set", "output_compression=80",
+        provider, "-", "--dir", "out", "--json", "--no-metadata", "--set", "background=transparent", "--set", "output_compression=80",
         "--quality", "low", stdin="A cat\n\nA dog\n",
     )
     assert run.returncode == 0, run.stderr
@@ -96,7 +99,7 @@ def test_output_path_flag(provider, monkeypatch):
     provider.openai_images([JPEG], as_url=False)
     from llamabot.cli import main
 
-    assert main(["A fox", "-o", "pics/fox.jpg", "--model", "dall-e-3", "--response-format", "b64_json", "--api-base", provider.base], stdin=None) == 0
+    assert main(["A fox", "-o", "pics/fox.jpg", "--no-metadata", "--model", "dall-e-3", "--response-format", "b64_json", "--api-base", provider.base], stdin=None) == 0
     assert Path("pics/fox.jpg").read_bytes() == JPEG
 
 
@@ -118,7 +121,7 @@ def test_from_file(provider, capsys, monkeypatch):
     Path("prompts.txt").write_text("first\nsecond\n")
     from llamabot.cli import main
 
-    assert main(["--from-file", "prompts.txt", "--api-base", provider.base, "--concurrency", "2"]) == 0
+    assert main(["--from-file", "prompts.txt", "--no-history", "--api-base", provider.base, "--concurrency", "2"]) == 0
     assert [Path(line).name for line in capsys.readouterr().out.split()] == ["first.png", "second.png"]
 
 

@@ -6,6 +6,7 @@ Importing this package loads neither litellm nor requests; they load on first us
 from __future__ import annotations
 
 from llamabot._exceptions import (
+    HistoryWarning,
     ImageDownloadError,
     ImageFormatWarning,
     InvalidImageError,
@@ -13,12 +14,14 @@ from llamabot._exceptions import (
     RetiredModelWarning,
     UnsupportedSettingWarning,
 )
+from llamabot._io import image_info
 from llamabot._response import GeneratedImage, GeneratedImages
 from llamabot.bot.imagebot import ImageBot
 
 __all__ = [
     "GeneratedImage",
     "GeneratedImages",
+    "HistoryWarning",
     "ImageBot",
     "ImageDownloadError",
     "ImageFormatWarning",
@@ -27,6 +30,7 @@ __all__ = [
     "RetiredModelWarning",
     "UnsupportedSettingWarning",
     "__version__",
+    "image_info",
 ]
 
 

@@ -13,7 +13,8 @@ its own::
     UserWarning
     ├── RetiredModelWarning     the model was shut down by its provider
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
-    └── ImageFormatWarning      saved bytes do not match the file's extension
+    ├── ImageFormatWarning      saved bytes do not match the file's extension
+    └── HistoryWarning          a generation could not be recorded in the history
 """
 
 from __future__ import annotations
@@ -41,3 +42,7 @@ class UnsupportedSettingWarning(UserWarning):
 
 class ImageFormatWarning(UserWarning):
     """An image was saved under an extension that does not match its format."""
+
+
+class HistoryWarning(UserWarning):
+    """A generation could not be recorded in the history database."""

@@ -10,6 +10,7 @@ atomically if another thread or process took the name first.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import threading
@@ -17,9 +18,10 @@ import time
 import urllib.parse
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
+from llamabot._provenance import EMBEDDABLE, embed, extract
 from llamabot._response import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, iter_chunks, require_image
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ _MAX_REDIRECTS = 5
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Drop the query string: signed URLs carry tokens in it."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
@@ -52,7 +54,7 @@ def _remaining(deadline: float | None, timeout: float, url: str) -> float:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        msg = f"Timed out downloading the generated image from {_redact(url)}; raise `timeout` to wait longer."
+        msg = f"Timed out downloading the generated image from {redact_url(url)}; raise `timeout` to wait longer."
         raise ImageDownloadError(errno.ETIMEDOUT, msg)
     return min(timeout, left)
 
@@ -87,12 +89,12 @@ def stream_url(
             response.close()
             url = urllib.parse.urljoin(url, response.headers["location"])
         else:
-            msg = f"Too many redirects fetching the generated image from {_redact(url)}."
+            msg = f"Too many redirects fetching the generated image from {redact_url(url)}."
             raise ImageDownloadError(msg)
         with response:
             if response.status_code >= 400:
                 msg = (
-                    f"Downloading the generated image from {_redact(url)} failed with HTTP "
+                    f"Downloading the generated image from {redact_url(url)} failed with HTTP "
                     f"{response.status_code} {response.reason}. Result URLs expire (OpenAI's after "
                     "60 minutes, Azure's after 24 hours): generate again and save promptly."
                 )
@@ -108,13 +110,13 @@ def stream_url(
                 _remaining(deadline, timeout, url)
                 yield chunk
     except requests.RequestException as exc:
-        msg = f"Could not download the generated image from {_redact(url)}: {type(exc).__name__}."
+        msg = f"Could not download the generated image from {redact_url(url)}: {type(exc).__name__}."
         raise ImageDownloadError(msg) from exc
 
 
 def _too_large(url: str, max_bytes: int) -> str:
     return (
-        f"The image at {_redact(url)} is larger than the {max_bytes:,}-byte limit; "
+        f"The image at {redact_url(url)} is larger than the {max_bytes:,}-byte limit; "
         "raise ImageBot.max_image_bytes if you expect images this large."
     )
 
@@ -148,9 +150,7 @@ def _write_temp(
 ) -> tuple[Path, str]:
     """Write the image into a new temporary file in ``directory``; return it and the MIME type."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".imagebot-{secrets.token_hex(8)}.part"
-    # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    tmp, fd = _new_temp(directory)
     try:
         with os.fdopen(fd, "wb") as file:
             head, mime = b"", None
@@ -172,11 +172,11 @@ def _write_temp(
     return tmp, mime
 
 
-def _match_suffix(tmp: Path, mime: str, path: Path) -> Path:
+def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
     """Convert ``tmp`` to the format ``path``'s extension names, or warn if that cannot be done."""
     wanted = SUFFIX_MIME.get(path.suffix.lower())
     if wanted is None or wanted == mime:
-        return tmp
+        return tmp, mime
     if mime in _PILLOW_FORMATS and wanted in _PILLOW_FORMATS:
         try:
             from PIL import Image
@@ -192,7 +192,7 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> Path:
                 converted.unlink(missing_ok=True)
                 raise
             tmp.unlink()
-            return converted
+            return converted, wanted
     real = EXTENSIONS[mime]
     warnings.warn(
         f"The generated image is {mime} but {path.name!r} names {wanted}; wrote the {mime} "
@@ -201,7 +201,66 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> Path:
         ImageFormatWarning,
         stacklevel=4,
     )
+    return tmp, mime
+
+
+def _new_temp(directory: Path) -> tuple[Path, int]:
+    tmp = directory / f".imagebot-{secrets.token_hex(8)}.part"
+    # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+
+
+def _write_bytes_temp(directory: Path, data: bytes) -> Path:
+    tmp, fd = _new_temp(directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return tmp
+
+
+def _embed(tmp: Path, mime: str, provenance: dict[str, Any] | None) -> tuple[Path, bool]:
+    """Embed provenance into the temporary file; return it and whether a sidecar is needed instead."""
+    if provenance is None:
+        return tmp, False
+    if mime in EMBEDDABLE:
+        embedded = embed(tmp.read_bytes(), mime, provenance)
+        if embedded is not None:
+            out = _write_bytes_temp(tmp.parent, embedded)
+            tmp.unlink()
+            return out, False
+    return tmp, True
+
+
+def _write_sidecar(path: Path, provenance: dict[str, Any]) -> None:
+    """Write ``<file>.json`` beside an image that cannot carry its provenance inside."""
+    data = json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8")
+    tmp = _write_bytes_temp(path.parent, data)
+    os.replace(tmp, sidecar_path(path))
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the provenance of an image that cannot carry it inside is kept."""
+    return path.with_name(path.name + ".json")
+
+
+def image_info(path: str | Path) -> dict[str, Any] | None:
+    """Read back what made a saved image: prompt, revised prompt, model, settings, time, version.
+
+    :param path: An image saved with provenance (``imagebot_metadata=True``, or the command line).
+    :return: The provenance embedded in the file (or kept in ``<file>.json`` for formats that
+        cannot carry it), or ``None`` if the file has none.
+    """
+    path = Path(path)
+    with path.open("rb") as file:
+        found = extract(file.read())
+    if found is None and sidecar_path(path).is_file():
+        found = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    return found
 
 
 def save_image(
@@ -212,6 +271,7 @@ def save_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     deadline: float | None = None,
     cancel: threading.Event | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``image`` to ``path`` atomically, replacing any file there.
 
@@ -221,15 +281,19 @@ def save_image(
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
     :param cancel: When set, the write stops and nothing is left behind.
+    :param provenance: Metadata to embed (or keep in a sidecar); ``None`` writes the bytes as sent.
     :return: ``path``.
     """
     path = Path(path)
     tmp, mime = _write_temp(image, path.parent, timeout, max_bytes, deadline, cancel)
     try:
-        tmp = _match_suffix(tmp, mime, path)
+        tmp, mime = _match_suffix(tmp, mime, path)
+        tmp, sidecar = _embed(tmp, mime, provenance)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if sidecar and provenance is not None:
+        _write_sidecar(path, provenance)
     image.path = path
     return path
 
@@ -245,6 +309,7 @@ def save_new(
     max_bytes: int = DEFAULT_MAX_BYTES,
     deadline: float | None = None,
     cancel: threading.Event | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``image`` under the first free name ``stem``, ``stem_2``, … in ``directory``.
 
@@ -257,16 +322,20 @@ def save_new(
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
     :param cancel: When set, the write stops and nothing is left behind.
+    :param provenance: Metadata to embed (or keep in a sidecar); ``None`` writes the bytes as sent.
     :return: The path written; never one that existed before.
     """
     directory = Path(directory)
     tmp, mime = _write_temp(image, directory, timeout, max_bytes, deadline, cancel)
     try:
         if suffix:
-            tmp = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
+            tmp, mime = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
+        tmp, sidecar = _embed(tmp, mime, provenance)
         image.path = _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
     finally:
         tmp.unlink(missing_ok=True)
+    if sidecar and provenance is not None:
+        _write_sidecar(image.path, provenance)
     return image.path
 
 

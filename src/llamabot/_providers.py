@@ -243,6 +243,20 @@ def check_prompt(model: str, prompt: str, extra: dict[str, Any]) -> None:
         raise ValueError(msg)
 
 
+def public_settings(sent: dict[str, Any]) -> dict[str, Any]:
+    """Settings fit to store in a file or a history: no prompt, model, credential or URL token."""
+    from llamabot._io import redact_url
+
+    public = {}
+    for key, value in sent.items():
+        if value is None or key in ("prompt", "model", "api_key") or is_secret_name(key):
+            continue
+        if key == "api_base" and isinstance(value, str):
+            value = redact_url(value)
+        public[key] = value if isinstance(value, (str, int, float, bool, list, dict)) else repr(value)
+    return public
+
+
 def secrets_to_hide(api_key: str | None, extra: dict[str, Any]) -> list[str]:
     """Collect the credential values that must never appear in output."""
     values = [api_key] if isinstance(api_key, str) else []

@@ -302,6 +302,8 @@ class GeneratedImages(list[GeneratedImage]):
         prompt: str | None = None,
     ) -> None:
         super().__init__(images)
+        #: The settings sent to the provider, without prompt, model or credentials.
+        self.settings: dict[str, Any] = {}
         self.cost = cost
         self.model = model
         self.prompt = prompt

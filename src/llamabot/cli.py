@@ -21,6 +21,12 @@ examples:
   imagebot --from-file prompts.txt --json > results.jsonl
   echo "A lighthouse at dusk" | imagebot -
   imagebot "A cat" --model openrouter/google/gemini-2.5-flash-image --set image_config='{"aspect_ratio": "16:9"}'
+  imagebot history --search fox        # recent generations (imagebot history --help)
+  imagebot history --path a_red_fox.png  # which prompt made this file
+  imagebot cost --by model             # what it cost
+
+Saved images carry their prompt and settings (--no-metadata to skip); each run is
+recorded in a local history (--no-history to skip; IMAGEBOT_HISTORY_DB moves it).
 
 Keys come from the provider's usual environment variable: OPENAI_API_KEY,
 AZURE_API_KEY, OPENROUTER_API_KEY, RECRAFT_API_KEY, GEMINI_API_KEY, AWS credentials…
@@ -57,7 +63,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-file", metavar="FILE", help="read prompts from FILE ('-' for stdin), one per line")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default: 4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument("--no-metadata", action="store_true", help="write the provider's bytes without provenance")
+    parser.add_argument("--no-history", action="store_true", help="do not record this run in the history")
     return parser
+
+
+def build_history_parser(command: str) -> argparse.ArgumentParser:
+    """``imagebot history`` and ``imagebot cost``."""
+    parser = argparse.ArgumentParser(prog=f"imagebot {command}")
+    if command == "history":
+        parser.description = "Show recent generations, newest first."
+        parser.add_argument("--search", metavar="TEXT", help="only generations whose prompt or model contains TEXT")
+        parser.add_argument("--path", metavar="FILE", help="which generation made FILE")
+        parser.add_argument("--limit", type=int, default=20, metavar="N", help="how many (default: 20)")
+    else:
+        parser.description = "Show what generations cost, per day or per model."
+        parser.add_argument("--by", choices=["day", "model"], default="day", help="group by (default: day)")
+    parser.add_argument("--json", action="store_true", help="print JSON objects, one per line")
+    return parser
+
+
+def history_main(command: str, argv: list[str]) -> int:
+    """Print the history or the costs; exit 1 when ``--path`` names a file no generation made."""
+    from llamabot import _history
+
+    args = build_history_parser(command).parse_args(argv)
+    try:
+        if command == "cost":
+            rows = _history.costs(by=args.by)
+        else:
+            rows = _history.recent(limit=args.limit, search=args.search, file=args.path)
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        print(f"imagebot: error: cannot read the history at {_history.default_path()}: {exc}", file=sys.stderr)
+        return 1
+    for row in rows:
+        if args.json:
+            print(json.dumps(row, default=str))
+        elif command == "cost":
+            unpriced = f" ({row['unpriced']} not priced)" if row["unpriced"] else ""
+            print(f"{row[args.by] or '?'}\t{row['generations']} generations\t{row['images'] or 0} images\t${row['cost']:.4f}{unpriced}")
+        else:
+            outcome = row["error"] or ", ".join(row["outputs"]) or "-"
+            cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
+            print(f"{row['time']}\t{row['model']}\t{cost}\t{row['prompt']!r}\t{outcome}")
+    if command == "history" and args.path and not rows:
+        print(f"imagebot: no generation in the history made {args.path}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _read_lines(source: str, stdin: TextIO) -> list[str]:
@@ -119,6 +171,9 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the command; return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("history", "cost"):
+        return history_main(argv[0], argv[1:])
     args = build_parser().parse_args(argv)  # exits 2 on unknown options, as argparse does
     shown = warnings.showwarning
     warnings.showwarning = _print_warning  # one line on stderr, not a source excerpt
@@ -143,6 +198,8 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
             api_base=args.api_base,
             api_version=args.api_version,
             timeout=args.timeout,
+            imagebot_metadata=not args.no_metadata,
+            imagebot_history=not args.no_history,
             **extra,
         )
     except (UsageError, ValueError, TypeError) as exc:

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Union
 
-from llamabot import _calls, _io, _notebook, _providers
-from llamabot._exceptions import RetiredModelWarning
-from llamabot._response import GeneratedImages, parse_response, slugify
+from llamabot import _calls, _history, _io, _notebook, _providers
+from llamabot._exceptions import HistoryWarning, RetiredModelWarning
+from llamabot._response import GeneratedImage, GeneratedImages, parse_response, slugify
 
 _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -63,6 +63,9 @@ class ImageBot:
         self.api_base = api_base
         self.api_version = api_version
         self.timeout = timeout
+        # ImageBot's own options: prefixed so that they can never shadow a litellm kwarg.
+        self.imagebot_metadata: Optional[bool] = image_generation_kwargs.pop("imagebot_metadata", None)
+        self.imagebot_history: Union[bool, str, Path, None] = image_generation_kwargs.pop("imagebot_history", None)
         self.image_generation_kwargs = image_generation_kwargs
         self._validate()
         if api_base is None and _providers.is_retired(model):
@@ -110,9 +113,7 @@ class ImageBot:
             Path of the saved image.
         :raises ValueError: If no generated image data is found in the response.
         """
-        deadline = time.monotonic() + self.timeout
-        images = self._generate(prompt, deadline)
-        result = self._deliver(images, prompt, return_url=return_url, save_path=save_path, deadline=deadline)
+        images, result = self._run(prompt, deliver=True, return_url=return_url, save_path=save_path)
         return _shown(images, result)
 
     def generate(self, prompt: str) -> GeneratedImages:
@@ -123,7 +124,7 @@ class ImageBot:
             ``revised_prompt``, ``save(path)``), with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
-        return self._generate(prompt, time.monotonic() + self.timeout)
+        return self._run(prompt, deliver=False)[0]
 
     async def agenerate(self, prompt: str) -> GeneratedImages:
         """Like :meth:`generate`, on ``litellm.aimage_generation``.
@@ -132,7 +133,7 @@ class ImageBot:
         :return: The images, with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
-        return await self._agenerate(prompt, time.monotonic() + self.timeout)
+        return (await self._arun(prompt, deliver=False))[0]
 
     async def acall(
         self,
@@ -148,11 +149,7 @@ class ImageBot:
         :return: The image reference if ``return_url`` is True, otherwise the saved Path.
         :raises ValueError: If no generated image data is found in the response.
         """
-        deadline = time.monotonic() + self.timeout
-        images = await self._agenerate(prompt, deadline)
-        result = await asyncio.to_thread(
-            self._deliver, images, prompt, return_url=return_url, save_path=save_path, deadline=deadline
-        )
+        images, result = await self._arun(prompt, deliver=True, return_url=return_url, save_path=save_path)
         return _shown(images, result)
 
     def generate_batch(
@@ -182,10 +179,8 @@ class ImageBot:
         def one(prompt: str) -> GeneratedImages:
             if cancel.is_set():
                 raise KeyboardInterrupt
-            deadline = time.monotonic() + self.timeout
-            images = self._generate(prompt, deadline, cancel)
-            self._deliver(
-                images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=save_dir, cancel=cancel
+            images, _ = self._run(
+                prompt, deliver=True, return_url=return_url, save_path=save_path, directory=save_dir, cancel=cancel
             )
             return images
 
@@ -249,11 +244,7 @@ class ImageBot:
 
         async def one(prompt: str) -> GeneratedImages:
             async with slots:
-                deadline = time.monotonic() + self.timeout
-                images = await self._agenerate(prompt, deadline)
-                await asyncio.to_thread(
-                    self._deliver, images, prompt, return_url=return_url, save_path=None, deadline=deadline, directory=save_dir
-                )
+                images, _ = await self._arun(prompt, deliver=True, return_url=return_url, directory=save_dir)
                 return images
 
         tasks = [asyncio.ensure_future(one(prompt)) for prompt in prompts]
@@ -284,6 +275,143 @@ class ImageBot:
             raise ValueError(msg)
         return prompts
 
+    def _run(
+        self,
+        prompt: str,
+        *,
+        deliver: bool,
+        return_url: bool = False,
+        save_path: Optional[Path] = None,
+        directory: Optional[Path] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> tuple[GeneratedImages, Union[str, Path, None]]:
+        """Generate, then save or reference the images, and record the outcome in the history."""
+        started = time.monotonic()
+        deadline = started + self.timeout
+        images = None
+        try:
+            images = self._generate(prompt, deadline, cancel)
+            result = None
+            if deliver:
+                result = self._deliver(
+                    images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=directory, cancel=cancel
+                )
+        except Exception as exc:
+            self._remember(prompt, images, started, exc)
+            raise
+        self._remember(prompt, images, started)
+        return images, result
+
+    async def _arun(
+        self,
+        prompt: str,
+        *,
+        deliver: bool,
+        return_url: bool = False,
+        save_path: Optional[Path] = None,
+        directory: Optional[Path] = None,
+    ) -> tuple[GeneratedImages, Union[str, Path, None]]:
+        """Like :meth:`_run` on the event loop; files and the history are written in a thread."""
+        started = time.monotonic()
+        deadline = started + self.timeout
+        images = None
+        try:
+            images = await self._agenerate(prompt, deadline)
+            result = None
+            if deliver:
+                result = await asyncio.to_thread(
+                    self._deliver, images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=directory
+                )
+        except Exception as exc:
+            if self._history_path() is not None:
+                await asyncio.to_thread(self._remember, prompt, images, started, exc)
+            raise
+        if self._history_path() is not None:
+            await asyncio.to_thread(self._remember, prompt, images, started)
+        return images, result
+
+    def _metadata_on(self) -> bool:
+        if self.imagebot_metadata is not None:
+            return bool(self.imagebot_metadata)
+        return _env_flag("IMAGEBOT_METADATA")
+
+    def _history_path(self) -> Optional[Path]:
+        """The history database to record into, or None when recording is off."""
+        option = self.imagebot_history
+        if option is None:
+            option = _env_flag("IMAGEBOT_HISTORY")
+        if option is False:
+            return None
+        if option is True:
+            return _history.default_path()
+        return Path(option)
+
+    def _remember(
+        self, prompt: str, images: Optional[GeneratedImages], started: float, error: Optional[BaseException] = None
+    ) -> None:
+        """Record one generation; a failure to record is a warning, never the call's failure."""
+        path = self._history_path()
+        if path is None:
+            return
+        secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
+        outputs = []
+        for image in images or []:
+            if image.path is not None:
+                outputs.append(str(image.path))
+            elif image.url and not image.is_data_uri:
+                outputs.append(image.url)
+        entry = {
+            "time": _now(),
+            "prompt": prompt,
+            "revised_prompt": next((i.revised_prompt for i in images or [] if i.revised_prompt), None),
+            "model": self.model,
+            "provider": self._provider(),
+            "settings": images.settings if images is not None else self._public_settings(),
+            "n_images": len(images or []),
+            "outputs": outputs,
+            "cost": images.cost if images is not None else None,
+            "duration": round(time.monotonic() - started, 3),
+            "error": _providers.scrub(f"{type(error).__name__}: {error}", secrets) if error is not None else None,
+        }
+        try:
+            _history.record(entry, path)
+        except Exception as exc:  # noqa: BLE001 - the image was made; losing its history row must not fail the call
+            warnings.warn(f"Could not record this generation in the history at {path}: {exc}", HistoryWarning, stacklevel=4)
+
+    def _provider(self) -> Optional[str]:
+        routed = _providers.provider_of(self.model, self.image_generation_kwargs.get("custom_llm_provider"))
+        return routed[1] if routed else None
+
+    def _public_settings(self, sent: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """The settings sent (or configured), without prompt, model or any credential."""
+        if sent is None:
+            sent = {
+                "size": self.size,
+                "n": self.n,
+                "quality": self.quality,
+                "response_format": self.response_format,
+                "timeout": self.timeout,
+                "api_base": self.api_base,
+                "api_version": self.api_version,
+                **self.image_generation_kwargs,
+            }
+        return _providers.public_settings(sent)
+
+    def _provenance(self, images: GeneratedImages, image: GeneratedImage) -> Optional[dict[str, Any]]:
+        if not self._metadata_on():
+            return None
+        from llamabot import __version__
+
+        return {
+            "prompt": image.prompt,
+            "revised_prompt": image.revised_prompt,
+            "model": image.model,
+            "provider": self._provider(),
+            "settings": images.settings,
+            "created": _now(),
+            "generator": f"llamabot-imagebot {__version__}",
+        }
+
     def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
@@ -300,7 +428,9 @@ class ImageBot:
             )
         except Exception as exc:
             self._raise(exc)
-        return self._images(response, prompt)
+        images = self._images(response, prompt)
+        images.settings = self._public_settings(kwargs)
+        return images
 
     async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
         kwargs = self._request(prompt)
@@ -312,7 +442,9 @@ class ImageBot:
             )
         except Exception as exc:
             self._raise(exc)
-        return self._images(response, prompt)
+        images = self._images(response, prompt)
+        images.settings = self._public_settings(kwargs)
+        return images
 
     def _raise(self, exc: Exception) -> NoReturn:
         """Re-raise a litellm error with hints and without secrets (an error object without an image: ValueError)."""
@@ -376,9 +508,10 @@ class ImageBot:
         """Return the first reference, or save every image and return the first path."""
         if return_url:
             return [image.reference for image in images][0]
-        limits = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline, "cancel": cancel}
+        limits: dict[str, Any] = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline, "cancel": cancel}
         paths = []
         for index, image in enumerate(images):
+            limits["provenance"] = self._provenance(images, image)
             if save_path is not None and index == 0:
                 paths.append(_io.save_image(image, Path(save_path), **limits))
             elif save_path is not None:
@@ -453,3 +586,15 @@ def _shown(images: GeneratedImages, result: Union[str, Path]) -> Union[str, Path
         return result
     _notebook.show(images)
     return _notebook.ImageReference(result) if isinstance(result, str) else result
+
+
+def _env_flag(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

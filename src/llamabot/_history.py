@@ -1,0 +1,156 @@
+"""A local history of generations in SQLite: no server, safe under concurrent processes.
+
+Each write opens the database, writes one generation in a short immediate
+transaction (WAL journal, busy timeout) and closes it again, so several processes
+and threads can record at once without losing a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+ENV_PATH = "IMAGEBOT_HISTORY_DB"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    revised_prompt TEXT,
+    model TEXT,
+    provider TEXT,
+    settings TEXT,
+    n_images INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT,
+    cost REAL,
+    duration REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS outputs (
+    generation_id INTEGER NOT NULL REFERENCES generations(id),
+    position INTEGER NOT NULL,
+    location TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outputs_location ON outputs(location);
+"""
+
+
+def default_path() -> Path:
+    """``$IMAGEBOT_HISTORY_DB``, else ``history.sqlite3`` in the user's data folder."""
+    override = os.environ.get(ENV_PATH)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("llamabot-imagebot", appauthor=False) / "history.sqlite3"
+
+
+def _connect(path: Path | None) -> sqlite3.Connection:
+    path = Path(path) if path is not None else default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA busy_timeout = 30000")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+def _location(output: str) -> str:
+    """Saved files are stored as absolute paths, so that ``--path`` finds them from anywhere."""
+    if "://" in output or output.startswith("data:"):
+        return output
+    return str(Path(output).resolve())
+
+
+def record(entry: dict[str, Any], path: Path | None = None) -> int:
+    """Store one generation; return its id.
+
+    :param entry: ``time``, ``prompt``, and any of ``revised_prompt``, ``model``,
+        ``provider``, ``settings`` (dict), ``outputs`` (paths or URLs), ``cost``,
+        ``duration``, ``error``.
+    :param path: The database; by default :func:`default_path`.
+    """
+    outputs = [_location(str(o)) for o in entry.get("outputs") or []]
+    with closing(_connect(path)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = connection.execute(
+                "INSERT INTO generations (time, prompt, revised_prompt, model, provider, settings, n_images,"
+                " outputs, cost, duration, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry["time"],
+                    entry["prompt"],
+                    entry.get("revised_prompt"),
+                    entry.get("model"),
+                    entry.get("provider"),
+                    json.dumps(entry.get("settings") or {}, default=str),
+                    entry.get("n_images", len(outputs)),
+                    json.dumps(outputs),
+                    entry.get("cost"),
+                    entry.get("duration"),
+                    entry.get("error"),
+                ),
+            )
+            generation = int(cursor.lastrowid or 0)
+            connection.executemany(
+                "INSERT INTO outputs (generation_id, position, location) VALUES (?, ?, ?)",
+                [(generation, i, o) for i, o in enumerate(outputs)],
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return generation
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    entry = dict(row)
+    entry["settings"] = json.loads(entry["settings"] or "{}")
+    entry["outputs"] = json.loads(entry["outputs"] or "[]")
+    return entry
+
+
+def recent(
+    limit: int = 20, search: str | None = None, file: str | Path | None = None, path: Path | None = None
+) -> list[dict[str, Any]]:
+    """The newest generations first, optionally matching text or having made a file.
+
+    :param limit: How many at most.
+    :param search: Text to find in the prompt, revised prompt or model.
+    :param file: A saved image; only the generation that made it is returned.
+    :param path: The database.
+    """
+    query = "SELECT * FROM generations"
+    args: list[Any] = []
+    if file is not None:
+        query += " WHERE id IN (SELECT generation_id FROM outputs WHERE location = ?)"
+        args.append(str(Path(file).resolve()))
+    elif search:
+        query += " WHERE prompt LIKE ? OR revised_prompt LIKE ? OR model LIKE ?"
+        args += [f"%{search}%"] * 3
+    query += " ORDER BY id DESC LIMIT ?"
+    args.append(limit)
+    with closing(_connect(path)) as connection:
+        return [_row(row) for row in connection.execute(query, args)]
+
+
+def costs(by: str = "day", path: Path | None = None) -> list[dict[str, Any]]:
+    """Totals per day or per model: generations, images, cost (where reported), failures.
+
+    :param by: ``"day"`` or ``"model"``.
+    :param path: The database.
+    """
+    key = {"day": "substr(time, 1, 10)", "model": "model"}[by]
+    query = (
+        f"SELECT {key} AS {by}, COUNT(*) AS generations, SUM(n_images) AS images,"  # noqa: S608 - key is from a fixed map
+        " ROUND(SUM(COALESCE(cost, 0)), 6) AS cost, SUM(cost IS NULL AND error IS NULL) AS unpriced,"
+        " SUM(error IS NOT NULL) AS failures"
+        f" FROM generations GROUP BY {key} ORDER BY {key}"
+    )
+    with closing(_connect(path)) as connection:
+        return [dict(row) for row in connection.execute(query)]

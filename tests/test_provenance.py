@@ -1,0 +1,208 @@
+"""Provenance in saved files, and the generation history."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import llamabot as lmb
+from llamabot import _history
+from llamabot._provenance import embed, extract
+from llamabot.cli import main
+from tests.fakes import GIF, JPEG, PNG, WEBP, b64, make_image, same_pixels
+
+KEY = "sk-canary-provenance-0123456789"
+
+
+def webp(**options) -> bytes:
+    buffer = io.BytesIO()
+    mode = "RGBA" if options.pop("alpha", False) else "RGB"
+    Image.new(mode, (9, 7), (10, 200, 30, 128)[: len(mode)]).save(buffer, format="WEBP", **options)
+    return buffer.getvalue()
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
+FORMATS = {
+    "png": PNG,
+    "jpeg": JPEG,
+    "webp-lossy": WEBP,
+    "webp-lossless": webp(lossless=True),
+    "webp-alpha": webp(alpha=True),
+    "gif": GIF,
+    "svg": SVG,
+}
+
+
+def bot_for(provider, **kwargs) -> lmb.ImageBot:
+    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": KEY, **kwargs})
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_round_trip_every_format(provider, name):
+    """Saved with provenance, read back with image_info; the pixels are the provider's; no secret inside."""
+    original = FORMATS[name]
+    provider.gpt_image([original])
+    bot = bot_for(provider, imagebot_metadata=True, quality="low", background="auto")
+    path = bot("A red fox in the snow")
+    info = lmb.image_info(path)
+    assert info["prompt"] == "A red fox in the snow" and info["model"] == "gpt-image-1"
+    assert info["settings"]["quality"] == "low" and info["settings"]["background"] == "auto"
+    assert info["generator"].startswith("llamabot-imagebot ") and info["created"].startswith("20")
+    written = path.read_bytes() + (path.with_name(path.name + ".json").read_bytes() if name in ("gif", "svg") else b"")
+    assert KEY.encode() not in written and "api_key" not in json.dumps(info)
+    if name == "svg":
+        assert path.read_bytes() == original
+    else:
+        assert same_pixels(path.read_bytes(), original)
+        with Image.open(path) as img:
+            img.verify()  # a standard decoder accepts the file (chunk CRCs, segment lengths)
+    if name in ("png", "jpeg") or name.startswith("webp"):
+        assert not path.with_name(path.name + ".json").exists()  # embedded, not a sidecar
+
+
+def test_png_carries_a_parameters_text_chunk(provider):
+    """The PNG gets the well-known `parameters` tEXt chunk that image tools display."""
+    provider.gpt_image([PNG])
+    path = bot_for(provider, imagebot_metadata=True)("A lighthouse at dusk")
+    with Image.open(path) as img:
+        assert img.text["parameters"].startswith("A lighthouse at dusk\nModel: gpt-image-1")
+        assert json.loads(img.text["imagebot"])["prompt"] == "A lighthouse at dusk"
+
+
+def test_png_image_data_is_byte_for_byte_unchanged():
+    """Only chunks are added: removing them gives back the provider's exact bytes."""
+    embedded = embed(PNG, "image/png", {"prompt": "x", "model": "m"})
+    assert embedded != PNG and extract(embedded)["prompt"] == "x"
+    chunks, position = [], 8
+    while position < len(embedded):
+        length = int.from_bytes(embedded[position : position + 4], "big")
+        chunks.append(embedded[position : position + 12 + length])
+        position += 12 + length
+    kept = b"".join(c for c in chunks if c[4:8] not in (b"tEXt", b"iTXt"))
+    assert embedded[:8] + kept == PNG
+
+
+def test_library_writes_the_providers_bytes_by_default(provider):
+    """Without asking, a drop-in user gets exactly what the provider sent."""
+    provider.gpt_image([PNG])
+    path = bot_for(provider)("A fox")
+    assert path.read_bytes() == PNG and lmb.image_info(path) is None
+
+
+def test_environment_variable_turns_metadata_on(provider, monkeypatch):
+    """IMAGEBOT_METADATA=1 enables provenance for bots that did not choose."""
+    monkeypatch.setenv("IMAGEBOT_METADATA", "1")
+    provider.gpt_image([PNG])
+    assert lmb.image_info(bot_for(provider)("A fox"))["prompt"] == "A fox"
+    assert lmb.image_info(bot_for(provider, imagebot_metadata=False)("A fox")) is None
+
+
+def test_own_options_are_not_forwarded_to_litellm(mocker):
+    """imagebot_metadata and imagebot_history never reach litellm."""
+    from litellm.types.utils import ImageObject, ImageResponse
+
+    patched = mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))]))
+    bot = lmb.ImageBot(model="gpt-image-1", imagebot_metadata=True, imagebot_history=False)
+    bot("A fox")
+    assert "imagebot_metadata" not in patched.call_args.kwargs and "imagebot_history" not in patched.call_args.kwargs
+    assert bot.image_generation_kwargs == {}
+
+
+def test_history_records_successes_and_failures(provider):
+    """With imagebot_history=True each generation is a row: prompt, model, outputs, cost, duration, error."""
+    provider.gpt_image([PNG, PNG])
+    bot = bot_for(provider, imagebot_history=True, n=2)
+    first = bot("A red fox")
+    provider.server.clear()
+    provider.json_route("/images/generations", {"error": {"message": "nope", "type": "invalid_request_error"}}, status=400)
+    with pytest.raises(Exception, match="nope"):
+        bot("A blue fox")
+    failed, done = _history.recent()
+    assert done["prompt"] == "A red fox" and done["model"] == "gpt-image-1" and done["provider"] == "openai"
+    assert done["outputs"] == [str(first.resolve()), str(first.with_name("a_red_fox_2.png").resolve())]
+    assert done["n_images"] == 2 and done["cost"] > 0 and done["duration"] >= 0 and done["error"] is None
+    assert failed["prompt"] == "A blue fox" and "nope" in failed["error"] and failed["n_images"] == 0
+    assert KEY not in json.dumps([failed, done])
+
+
+def test_history_is_off_by_default_for_the_library(provider):
+    """A drop-in user's calls leave no history."""
+    provider.gpt_image([PNG])
+    bot_for(provider)("A fox")
+    assert _history.recent() == []
+
+
+def test_history_failure_is_a_warning_not_an_error(provider, tmp_path, monkeypatch):
+    """An unwritable history warns; the image is still made and returned."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("IMAGEBOT_HISTORY_DB", str(blocker / "history.sqlite3"))
+    provider.gpt_image([PNG])
+    with pytest.warns(lmb.HistoryWarning):
+        path = bot_for(provider, imagebot_history=True)("A fox")
+    assert path.read_bytes() == PNG
+
+
+def test_concurrent_processes_lose_no_row(tmp_path):
+    """Four processes writing 25 rows each leave exactly 100 rows."""
+    database = tmp_path / "shared.sqlite3"
+    code = (
+        "import sys; from llamabot import _history\n"
+        "for i in range(25):\n"
+        "    _history.record({'time': '2026-11-23T00:00:00+00:00', 'prompt': f'p{sys.argv[1]}-{i}', 'model': 'm',"
+        " 'outputs': [f'/tmp/x{sys.argv[1]}-{i}.png'], 'cost': 0.01}, __import__('pathlib').Path(sys.argv[2]))\n"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(n), str(database)]) for n in range(4)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
+    rows = _history.recent(limit=1000, path=database)
+    assert len(rows) == 100 and len({r["prompt"] for r in rows}) == 100
+
+
+def test_cli_history_and_cost_commands(capsys, tmp_path):
+    """history (text, --json, --search, --path) and cost (--by day/model) read a populated database."""
+    image = tmp_path / "banner_3.png"
+    image.write_bytes(PNG)
+    rows = [
+        {"time": "2026-11-20T10:00:00+00:00", "prompt": "A red fox", "model": "gpt-image-1", "outputs": [str(image)], "cost": 0.04, "n_images": 1},
+        {"time": "2026-11-21T10:00:00+00:00", "prompt": "A lighthouse", "model": "openrouter/google/gemini-2.5-flash-image", "outputs": ["/x/l.jpg"], "cost": 0.039, "n_images": 1},
+        {"time": "2026-11-21T11:00:00+00:00", "prompt": "A bad one", "model": "gpt-image-1", "outputs": [], "error": "BadRequestError: no", "n_images": 0},
+    ]
+    for row in rows:
+        _history.record(row)
+
+    assert main(["history", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["prompt"] for r in listed] == ["A bad one", "A lighthouse", "A red fox"]
+
+    assert main(["history", "--search", "fox"]) == 0
+    out = capsys.readouterr().out
+    assert "A red fox" in out and "lighthouse" not in out
+
+    assert main(["history", "--path", str(image), "--json"]) == 0
+    (which,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert which["prompt"] == "A red fox"
+    assert main(["history", "--path", str(tmp_path / "unknown.png")]) == 1
+    capsys.readouterr()
+
+    assert main(["cost", "--by", "model", "--json"]) == 0
+    by_model = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert by_model["gpt-image-1"]["cost"] == pytest.approx(0.04) and by_model["gpt-image-1"]["failures"] == 1
+    assert main(["cost"]) == 0
+    days = capsys.readouterr().out.splitlines()
+    assert days[0].startswith("2026-11-20") and "$0.0400" in days[0] and days[1].startswith("2026-11-21")
+
+
+def test_cli_records_history_by_default(provider, capsys, monkeypatch):
+    """A command-line run lands in the history; `history --path` answers which prompt made the file."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider.gpt_image([make_image("PNG", (5, 5))])
+    assert main(["A tiny square", "--api-base", provider.base]) == 0
+    saved = capsys.readouterr().out.strip()
+    assert main(["history", "--path", saved, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt"] == "A tiny square"
