@@ -20,11 +20,14 @@ def test_all_lists_exactly_the_public_names():
     """__all__ is sorted and names every public attribute."""
     public = {
         name
-        for name, value in vars(llamabot).items()
-        if not name.startswith("_") and name != "annotations" and not isinstance(value, types.ModuleType)
+        for name in dir(llamabot)
+        if not name.startswith("_")
+        and name not in {"annotations", "TYPE_CHECKING"}
+        and not isinstance(getattr(llamabot, name), types.ModuleType)
     }
     assert llamabot.__all__ == sorted(llamabot.__all__)
     assert public | {"__version__"} == set(llamabot.__all__)
+    assert all(getattr(llamabot, name) is not None for name in llamabot.__all__)
 
 
 def test_version_comes_from_the_installed_metadata():

@@ -14,9 +14,19 @@ from llamabot._exceptions import (
     RetiredModelWarning,
     UnsupportedSettingWarning,
 )
-from llamabot._io import image_info
-from llamabot._response import GeneratedImage, GeneratedImages
 from llamabot.bot.imagebot import ImageBot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from llamabot._io import image_info
+    from llamabot._response import GeneratedImage, GeneratedImages
+
+# Loaded on first access: they pull in modules that `import llamabot` should not pay for.
+_LAZY = {
+    "GeneratedImage": "llamabot._response",
+    "GeneratedImages": "llamabot._response",
+    "image_info": "llamabot._io",
+}
 
 __all__ = [
     "GeneratedImage",
@@ -34,7 +44,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     # The version is read lazily: importlib.metadata costs import time nobody needs.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
@@ -45,3 +61,7 @@ def __getattr__(name: str) -> str:
             return "0+unknown"
     msg = f"module 'llamabot' has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

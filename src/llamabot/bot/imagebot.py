@@ -1,23 +1,24 @@
-"""ImageBot: a text prompt in, an image out, through any provider litellm supports."""
+"""ImageBot: a text prompt in, an image out, through any provider litellm supports.
+
+Importing this module must stay cheap (it is what ``import llamabot`` costs), so
+every module beyond the class definition is imported inside the method that needs it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import re
-import threading
 import time
-import warnings
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, NoReturn, Optional, Union
 
-from llamabot import _calls, _history, _io, _notebook, _providers
-from llamabot._exceptions import HistoryWarning, RetiredModelWarning
-from llamabot._response import GeneratedImage, GeneratedImages, parse_response, slugify
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    import threading
+    from collections.abc import Iterable
+    from concurrent.futures import Future
+    from pathlib import Path
+    from typing import Any, NoReturn, Optional, Union
 
-_SIZE = re.compile(r"^(\d+)[xX](\d+)$")
+    from llamabot._response import GeneratedImage, GeneratedImages
+
 RESPONSE_FORMATS = ("url", "b64_json")
 
 
@@ -39,7 +40,7 @@ class ImageBot:
     """
 
     #: Largest image, in bytes, downloaded from a provider's URL.
-    max_image_bytes: int = _io.DEFAULT_MAX_BYTES
+    max_image_bytes: int = 100 * 1024 * 1024
 
     def __init__(
         self,
@@ -54,6 +55,11 @@ class ImageBot:
         timeout: int = 600,
         **image_generation_kwargs: Any,
     ) -> None:
+        import warnings
+
+        from llamabot import _providers
+        from llamabot._exceptions import RetiredModelWarning
+
         self.model = model
         self.size = size
         self.quality = quality
@@ -77,6 +83,8 @@ class ImageBot:
 
     def __repr__(self) -> str:
         """Show the settings, with every credential masked."""
+        from llamabot import _providers
+
         shown = {
             "model": self.model,
             "size": self.size,
@@ -173,6 +181,9 @@ class ImageBot:
         :return: For each prompt, in order, its images (each saved one has ``path``) or
             the exception raised for it.
         """
+        import threading
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
         prompts = self._batch_prompts(prompts, concurrency, save_path)
         cancel = threading.Event()
 
@@ -239,6 +250,8 @@ class ImageBot:
         :return: For each prompt, in order, what ``await bot.acall(prompt)`` would have
             returned, or the exception raised for that prompt.
         """
+        import asyncio
+
         prompts = self._batch_prompts(prompts, concurrency, None)
         slots = asyncio.Semaphore(concurrency)
 
@@ -312,6 +325,8 @@ class ImageBot:
         directory: Optional[Path] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
         """Like :meth:`_run` on the event loop; files and the history are written in a thread."""
+        import asyncio
+
         started = time.monotonic()
         deadline = started + self.timeout
         images = None
@@ -337,6 +352,10 @@ class ImageBot:
 
     def _history_path(self) -> Optional[Path]:
         """The history database to record into, or None when recording is off."""
+        from pathlib import Path
+
+        from llamabot import _history
+
         option = self.imagebot_history
         if option is None:
             option = _env_flag("IMAGEBOT_HISTORY")
@@ -350,6 +369,11 @@ class ImageBot:
         self, prompt: str, images: Optional[GeneratedImages], started: float, error: Optional[BaseException] = None
     ) -> None:
         """Record one generation; a failure to record is a warning, never the call's failure."""
+        import warnings
+
+        from llamabot import _history, _providers
+        from llamabot._exceptions import HistoryWarning
+
         path = self._history_path()
         if path is None:
             return
@@ -379,11 +403,15 @@ class ImageBot:
             warnings.warn(f"Could not record this generation in the history at {path}: {exc}", HistoryWarning, stacklevel=4)
 
     def _provider(self) -> Optional[str]:
+        from llamabot import _providers
+
         routed = _providers.provider_of(self.model, self.image_generation_kwargs.get("custom_llm_provider"))
         return routed[1] if routed else None
 
     def _public_settings(self, sent: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """The settings sent (or configured), without prompt, model or any credential."""
+        from llamabot import _providers
+
         if sent is None:
             sent = {
                 "size": self.size,
@@ -413,6 +441,8 @@ class ImageBot:
         }
 
     def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
+        from llamabot import _calls, _providers
+
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
 
@@ -433,6 +463,8 @@ class ImageBot:
         return images
 
     async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
+        from llamabot import _calls, _providers
+
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
 
@@ -448,6 +480,8 @@ class ImageBot:
 
     def _raise(self, exc: Exception) -> NoReturn:
         """Re-raise a litellm error with hints and without secrets (an error object without an image: ValueError)."""
+        from llamabot import _providers
+
         _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
         no_image = _providers.no_image_error(exc, self.model)
         if no_image is not None:
@@ -455,6 +489,8 @@ class ImageBot:
         raise exc
 
     def _num_retries(self) -> int:
+        from llamabot import _calls
+
         retries = self.image_generation_kwargs.get("num_retries")
         if retries is None:
             return _calls.DEFAULT_NUM_RETRIES
@@ -465,6 +501,8 @@ class ImageBot:
 
     def _request(self, prompt: str) -> dict[str, Any]:
         """Validate the prompt and settings, and build litellm's kwargs."""
+        from llamabot import _providers
+
         if not isinstance(prompt, str):
             msg = f"prompt must be a string, not {type(prompt).__name__}."
             raise TypeError(msg)
@@ -490,6 +528,8 @@ class ImageBot:
         return kwargs
 
     def _images(self, response: Any, prompt: str) -> GeneratedImages:
+        from llamabot._response import parse_response
+
         return parse_response(
             response, prompt=prompt, model=self.model, timeout=self.timeout, max_bytes=self.max_image_bytes
         )
@@ -506,6 +546,11 @@ class ImageBot:
         cancel: Optional[threading.Event] = None,
     ) -> Union[str, Path]:
         """Return the first reference, or save every image and return the first path."""
+        from pathlib import Path
+
+        from llamabot import _io
+        from llamabot._response import slugify
+
         if return_url:
             return [image.reference for image in images][0]
         limits: dict[str, Any] = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline, "cancel": cancel}
@@ -526,10 +571,14 @@ class ImageBot:
 
     def _validate(self) -> None:
         """Reject settings no provider accepts, before any network call."""
+        import re
+
+        from llamabot import _providers
+
         if not isinstance(self.model, str) or not self.model.strip():
             msg = f"model must be a non-empty string such as 'gpt-image-1', not {self.model!r}."
             raise ValueError(msg)
-        if self.size is not None and (not isinstance(self.size, str) or not (_SIZE.match(self.size) or self.size == "auto")):
+        if self.size is not None and (not isinstance(self.size, str) or not (re.fullmatch(r"\d+[xX]\d+", self.size) or self.size == "auto")):
             msg = f"size must look like '1024x1024' (width x height) or be 'auto', not {self.size!r}."
             raise ValueError(msg)
         if isinstance(self.n, bool) or not isinstance(self.n, int):
@@ -553,16 +602,14 @@ class ImageBot:
         _providers.check_settings(self.model, self.size, self.quality, self.n, self.image_generation_kwargs)
 
 
-@contextmanager
-def _progress_bar(total: int, progress: Optional[bool]) -> Iterator[Any]:
+def _progress_bar(total: int, progress: Optional[bool]) -> Any:
     """A tqdm bar on stderr: shown on a terminal by default, never in pipes or logs."""
     import sys
 
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=True) as bar:
-        yield bar
+    return tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=True)
 
 
 def _outcome(future: Union[Future, asyncio.Future]) -> Union[GeneratedImages, Exception]:
@@ -582,6 +629,8 @@ def _first(result: Union[GeneratedImages, Exception], return_url: bool) -> Union
 
 def _shown(images: GeneratedImages, result: Union[str, Path]) -> Union[str, Path]:
     """Display the images once in a notebook; there a reference prints shortened."""
+    from llamabot import _notebook
+
     if not _notebook.in_notebook():
         return result
     _notebook.show(images)
