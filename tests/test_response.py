@@ -157,3 +157,15 @@ def test_any_prompt_gives_a_safe_single_file_name(prompt):
     assert all(c.isascii() and (c.isalnum() or c == "_") for c in stem)
     assert not stem.startswith((".", "_")) and stem.lower() not in RESERVED
     assert slugify(prompt) == stem  # deterministic
+
+
+def test_chunked_base64_decoding_matches_a_whole_decode():
+    """Piecewise decoding gives exactly the bytes of one decode, and refuses bad input."""
+    from llamabot._response import iter_base64
+
+    data = bytes(range(256)) * 5000
+    text = b64(data)
+    assert b"".join(iter_base64(text, chunk_chars=4096)) == data
+    assert b"".join(iter_base64(base64.encodebytes(data).decode())) == data  # wrapped lines: tolerant path
+    with pytest.raises(InvalidImageError):
+        b"".join(iter_base64("!!!!" * 10, chunk_chars=8))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
 from llamabot._provenance import EMBEDDABLE, embed, extract
-from llamabot._response import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, iter_chunks, require_image
+from llamabot._response import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, iter_base64, iter_chunks, require_image
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -135,7 +135,12 @@ def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = 
 def _source(
     image: GeneratedImage, timeout: float, max_bytes: int, deadline: float | None
 ) -> Iterable[bytes | memoryview]:
-    if image.is_remote and image._data is None:
+    """The image's bytes in pieces: streamed from its URL or decoded from base64 as written."""
+    if image._data is not None:
+        return iter_chunks(image._data)
+    if image.b64_json:
+        return iter_base64(image.b64_json)
+    if image.is_remote:
         return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
     return iter_chunks(image.data)
 
