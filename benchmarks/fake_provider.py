@@ -56,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.endswith("/files/big.png"):
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_error(404)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         parts = self.path.strip("/").split("/")
         latency = int(parts[0][3:]) / 1000 if parts and parts[0].startswith("lat") else 0
@@ -86,14 +86,24 @@ class Handler(BaseHTTPRequestHandler):
         name = "red_fox_in_snow"
         if not body.get("stream"):
             message = {"role": "assistant", "content": name}
-            payload = {"id": "c", "object": "chat.completion", "created": 1, "model": body.get("model", "m"),
-                       "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}}
+            payload = {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body.get("model", "m"),
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+            }
             return self._send(json.dumps(payload).encode())
         events = []
         for delta, finish in (({"role": "assistant", "content": name}, None), ({}, "stop")):
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": body.get("model", "m"),
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body.get("model", "m"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             events.append(f"data: {json.dumps(chunk)}\n\n")
         events.append("data: [DONE]\n\n")
         return self._send("".join(events).encode(), "text/event-stream")

@@ -30,7 +30,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = ROOT / "docs" / "benchmarks"
-ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": "sk-bench", "PYTHONDONTWRITEBYTECODE": "0"}
+ENV = {
+    **os.environ,
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "OPENAI_API_KEY": "sk-bench",
+    "PYTHONDONTWRITEBYTECODE": "0",
+}
 PROMPT = "A red fox in the snow"
 
 
@@ -99,7 +104,13 @@ def import_cost(theirs: str, rounds: int) -> dict:
         samples["theirs"].append(wall([theirs, "-c", code]))
     ours = max(statistics.median(samples["ours"]) - statistics.median(samples["bare"]), 0.0)
     theirs_cost = statistics.median(samples["theirs"]) - statistics.median(samples["bare_theirs"])
-    return {"ours_s": ours, "theirs_s": theirs_cost, "ratio": ours / theirs_cost, "goal": "<= 0.10", "met": ours <= 0.10 * theirs_cost}
+    return {
+        "ours_s": ours,
+        "theirs_s": theirs_cost,
+        "ratio": ours / theirs_cost,
+        "goal": "<= 0.10",
+        "met": ours <= 0.10 * theirs_cost,
+    }
 
 
 def per_call_overhead(fake: FakeProvider, rounds: int) -> dict:
@@ -110,8 +121,15 @@ def per_call_overhead(fake: FakeProvider, rounds: int) -> dict:
 
     base = fake.api_base("b64small")
     bot = lmb.ImageBot(model="gpt-image-1", api_base=base, api_key="sk-bench")
-    kwargs = {"model": "gpt-image-1", "prompt": PROMPT, "size": "1024x1024", "n": 1, "timeout": 600,
-              "api_key": "sk-bench", "api_base": base}
+    kwargs = {
+        "model": "gpt-image-1",
+        "prompt": PROMPT,
+        "size": "1024x1024",
+        "n": 1,
+        "timeout": 600,
+        "api_key": "sk-bench",
+        "api_base": base,
+    }
     for _ in range(5):  # warm both paths: clients, caches
         bot.generate(PROMPT)
         litellm.image_generation(**kwargs)
@@ -124,8 +142,13 @@ def per_call_overhead(fake: FakeProvider, rounds: int) -> dict:
         bot.generate(PROMPT)
         ours.append(time.perf_counter() - start)
     ratio = statistics.median(ours) / statistics.median(raw)
-    return {"ours_ms": statistics.median(ours) * 1000, "raw_ms": statistics.median(raw) * 1000,
-            "ratio": ratio, "goal": "<= 1.05", "met": ratio <= 1.05}
+    return {
+        "ours_ms": statistics.median(ours) * 1000,
+        "raw_ms": statistics.median(raw) * 1000,
+        "ratio": ratio,
+        "goal": "<= 1.05",
+        "met": ratio <= 1.05,
+    }
 
 
 def batch_throughput(fake: FakeProvider) -> dict:
@@ -140,8 +163,14 @@ def batch_throughput(fake: FakeProvider) -> dict:
         elapsed = time.perf_counter() - start
     failures = [r for r in results if isinstance(r, Exception)]
     ratio = elapsed / 1.5
-    return {"wall_s": elapsed, "ideal_s": 1.5, "ratio": ratio, "failures": len(failures), "goal": "<= 1.15",
-            "met": ratio <= 1.15 and not failures}
+    return {
+        "wall_s": elapsed,
+        "ideal_s": 1.5,
+        "ratio": ratio,
+        "failures": len(failures),
+        "goal": "<= 1.15",
+        "met": ratio <= 1.15 and not failures,
+    }
 
 
 LITELLM_MEMORY_CODE = """
@@ -184,13 +213,23 @@ def memory(fake: FakeProvider, kind: str, model: str, limit: float, factor_of_im
     code = MEMORY_CODE.format(model=model, warm_base=fake.api_base("b64small"), base=fake.api_base(kind), prompt=PROMPT)
     result = run_json(sys.executable, code)
     # The same request through litellm alone, nothing saved: the floor ImageBot builds on.
-    floor = run_json(sys.executable, LITELLM_MEMORY_CODE.format(
-        model=model, warm_base=fake.api_base("b64small"), base=fake.api_base(kind), prompt=PROMPT))
+    floor = run_json(
+        sys.executable,
+        LITELLM_MEMORY_CODE.format(
+            model=model, warm_base=fake.api_base("b64small"), base=fake.api_base(kind), prompt=PROMPT
+        ),
+    )
     growth_mb = result["growth"] / 2**20
     size_mb = result["size"] / 2**20
     bound = limit * size_mb if factor_of_image else limit
-    return {"growth_mb": growth_mb, "image_mb": size_mb, "limit_mb": bound, "litellm_alone_mb": floor["growth"] / 2**20,
-            "goal": f"<= {limit} x image" if factor_of_image else f"<= {limit} MB", "met": growth_mb <= bound}
+    return {
+        "growth_mb": growth_mb,
+        "image_mb": size_mb,
+        "limit_mb": bound,
+        "litellm_alone_mb": floor["growth"] / 2**20,
+        "goal": f"<= {limit} x image" if factor_of_image else f"<= {limit} MB",
+        "met": growth_mb <= bound,
+    }
 
 
 def first_call(fake: FakeProvider, theirs: str, rounds: int) -> dict:
@@ -213,8 +252,14 @@ def first_call(fake: FakeProvider, theirs: str, rounds: int) -> dict:
             theirs_t.append(wall([theirs, "-c", theirs_code], cwd=folder))
             litellm_import.append(wall([sys.executable, "-c", import_only], cwd=folder))
     o, t = statistics.median(ours), statistics.median(theirs_t)
-    return {"ours_s": o, "theirs_s": t, "ratio": o / t, "litellm_import_s": statistics.median(litellm_import),
-            "goal": "report", "met": True}
+    return {
+        "ours_s": o,
+        "theirs_s": t,
+        "ratio": o / t,
+        "litellm_import_s": statistics.median(litellm_import),
+        "goal": "report",
+        "met": True,
+    }
 
 
 def default_name(fake: FakeProvider, theirs: str, rounds: int) -> dict:
@@ -250,20 +295,52 @@ def default_name(fake: FakeProvider, theirs: str, rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         ours = run_json(sys.executable, ours_code, cwd=folder)
         theirs_result = run_json(theirs, theirs_code, cwd=folder)
-    return {"ours_ms": ours["median"] * 1000, "theirs_ms": theirs_result["median"] * 1000,
-            "ratio": ours["median"] / theirs_result["median"], "extra_chat_calls_theirs": 1, "goal": "report", "met": True}
+    return {
+        "ours_ms": ours["median"] * 1000,
+        "theirs_ms": theirs_result["median"] * 1000,
+        "ratio": ours["median"] / theirs_result["median"],
+        "extra_chat_calls_theirs": 1,
+        "goal": "report",
+        "met": True,
+    }
 
 
 # --- output ------------------------------------------------------------------------
 
 ROWS = [
-    ("import cost", "import_cost", lambda r: f"ours {r['ours_s']*1000:.0f} ms vs llamabot {r['theirs_s']*1000:.0f} ms"),
+    (
+        "import cost",
+        "import_cost",
+        lambda r: f"ours {r['ours_s'] * 1000:.0f} ms vs llamabot {r['theirs_s'] * 1000:.0f} ms",
+    ),
     ("per-call overhead", "per_call", lambda r: f"generate {r['ours_ms']:.2f} ms vs raw litellm {r['raw_ms']:.2f} ms"),
     ("batch throughput", "batch", lambda r: f"{r['wall_s']:.2f} s for 24 x 0.5 s at concurrency 8 (ideal 1.5 s)"),
-    ("memory, URL", "memory_url", lambda r: f"+{r['growth_mb']:.1f} MB peak RSS saving a {r['image_mb']:.0f} MB image (litellm alone: +{r['litellm_alone_mb']:.1f} MB)"),
-    ("memory, base64", "memory_b64", lambda r: f"+{r['growth_mb']:.1f} MB peak RSS saving a {r['image_mb']:.0f} MB image (litellm alone: +{r['litellm_alone_mb']:.1f} MB)"),
-    ("first call", "first_call", lambda r: f"ours {r['ours_s']:.2f} s vs llamabot {r['theirs_s']:.2f} s (import litellm: {r['litellm_import_s']:.2f} s)"),
-    ("default file name", "default_name", lambda r: f"ours {r['ours_ms']:.1f} ms vs llamabot {r['theirs_ms']:.1f} ms (+1 chat call)"),
+    (
+        "memory, URL",
+        "memory_url",
+        lambda r: (
+            f"+{r['growth_mb']:.1f} MB peak RSS saving a {r['image_mb']:.0f} MB image (litellm alone: +{r['litellm_alone_mb']:.1f} MB)"
+        ),
+    ),
+    (
+        "memory, base64",
+        "memory_b64",
+        lambda r: (
+            f"+{r['growth_mb']:.1f} MB peak RSS saving a {r['image_mb']:.0f} MB image (litellm alone: +{r['litellm_alone_mb']:.1f} MB)"
+        ),
+    ),
+    (
+        "first call",
+        "first_call",
+        lambda r: (
+            f"ours {r['ours_s']:.2f} s vs llamabot {r['theirs_s']:.2f} s (import litellm: {r['litellm_import_s']:.2f} s)"
+        ),
+    ),
+    (
+        "default file name",
+        "default_name",
+        lambda r: f"ours {r['ours_ms']:.1f} ms vs llamabot {r['theirs_ms']:.1f} ms (+1 chat call)",
+    ),
 ]
 
 

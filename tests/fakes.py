@@ -110,7 +110,9 @@ class FakeProvider:
 
     # Provider shapes -----------------------------------------------------------------
 
-    def openai_images(self, images: Sequence[bytes] = (PNG,), *, as_url: bool | None = None, path: str = "/images/generations") -> None:
+    def openai_images(
+        self, images: Sequence[bytes] = (PNG,), *, as_url: bool | None = None, path: str = "/images/generations"
+    ) -> None:
         """OpenAI's ``/images/generations``: URLs or base64 as the request's response_format asks."""
 
         def answer(request: Request) -> Response:

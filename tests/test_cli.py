@@ -48,8 +48,19 @@ def test_json_output_stdin_prompts_and_options(provider):
     """Prompts from stdin, --dir, --set and --json: one JSON object per image with path, model, cost."""
     echo_images(provider)
     run = imagebot(
-        provider, "-", "--dir", "out", "--json", "--no-metadata", "--set", "background=transparent", "--set", "output_compression=80",
-        "--quality", "low", stdin="A cat\n\nA dog\n",
+        provider,
+        "-",
+        "--dir",
+        "out",
+        "--json",
+        "--no-metadata",
+        "--set",
+        "background=transparent",
+        "--set",
+        "output_compression=80",
+        "--quality",
+        "low",
+        stdin="A cat\n\nA dog\n",
     )
     assert run.returncode == 0, run.stderr
     records = [json.loads(line) for line in run.stdout.splitlines()]
@@ -57,7 +68,9 @@ def test_json_output_stdin_prompts_and_options(provider):
     assert [Path(r["path"]).read_bytes() for r in records] == [PNG + b"A cat", PNG + b"A dog"]
     assert all(r["model"] == "gpt-image-1" and "revised_prompt" in r and "cost" in r for r in records)
     bodies = [c.json for c in provider.calls("/images/generations")]
-    assert all(b["background"] == "transparent" and b["output_compression"] == 80 and b["quality"] == "low" for b in bodies)
+    assert all(
+        b["background"] == "transparent" and b["output_compression"] == 80 and b["quality"] == "low" for b in bodies
+    )
 
 
 def test_failing_provider_exits_1_with_one_clear_line(provider):
@@ -99,7 +112,24 @@ def test_output_path_flag(provider, monkeypatch):
     provider.openai_images([JPEG], as_url=False)
     from llamabot.cli import main
 
-    assert main(["A fox", "-o", "pics/fox.jpg", "--no-metadata", "--model", "dall-e-3", "--response-format", "b64_json", "--api-base", provider.base], stdin=None) == 0
+    assert (
+        main(
+            [
+                "A fox",
+                "-o",
+                "pics/fox.jpg",
+                "--no-metadata",
+                "--model",
+                "dall-e-3",
+                "--response-format",
+                "b64_json",
+                "--api-base",
+                provider.base,
+            ],
+            stdin=None,
+        )
+        == 0
+    )
     assert Path("pics/fox.jpg").read_bytes() == JPEG
 
 

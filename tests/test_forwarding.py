@@ -59,10 +59,25 @@ def test_constructor_signature_matches_reference():
 def test_attributes_keep_settings_and_extra_kwargs():
     """Every documented attribute holds what was passed; unknown kwargs land in image_generation_kwargs."""
     bot = ImageBot(
-        model="gpt-image-1", size="1536x1024", quality="high", n=2, response_format="b64_json",
-        api_key="k-123456", api_base="http://x", api_version="v1", timeout=30, user="u1", background="transparent",
+        model="gpt-image-1",
+        size="1536x1024",
+        quality="high",
+        n=2,
+        response_format="b64_json",
+        api_key="k-123456",
+        api_base="http://x",
+        api_version="v1",
+        timeout=30,
+        user="u1",
+        background="transparent",
     )
-    assert (bot.model, bot.size, bot.quality, bot.n, bot.response_format) == ("gpt-image-1", "1536x1024", "high", 2, "b64_json")
+    assert (bot.model, bot.size, bot.quality, bot.n, bot.response_format) == (
+        "gpt-image-1",
+        "1536x1024",
+        "high",
+        2,
+        "b64_json",
+    )
     assert (bot.api_key, bot.api_base, bot.api_version, bot.timeout) == ("k-123456", "http://x", "v1", 30)
     assert bot.image_generation_kwargs == {"user": "u1", "background": "transparent"}
 
@@ -71,17 +86,33 @@ def test_default_call_is_exactly_the_documented_one(image_generation):
     """With all defaults the call is model, prompt, size, n, response_format and timeout, nothing else."""
     quiet_bot()("A futuristic cityscape at night")
     image_generation.assert_called_once_with(
-        model="dall-e-3", prompt="A futuristic cityscape at night", size="1024x1024", n=1, response_format="url", timeout=600
+        model="dall-e-3",
+        prompt="A futuristic cityscape at night",
+        size="1024x1024",
+        n=1,
+        response_format="url",
+        timeout=600,
     )
 
 
 def test_optional_settings_are_sent_when_given(image_generation):
     """quality, api_key, api_base, api_version and extra kwargs are forwarded as given."""
-    bot = ImageBot(model="dall-e-3", quality="hd", api_key="sk-abcdef", api_base="http://b", api_version="2024", style="vivid")
+    bot = ImageBot(
+        model="dall-e-3", quality="hd", api_key="sk-abcdef", api_base="http://b", api_version="2024", style="vivid"
+    )
     bot("A detailed landscape painting")
     image_generation.assert_called_once_with(
-        model="dall-e-3", prompt="A detailed landscape painting", size="1024x1024", n=1, response_format="url",
-        timeout=600, quality="hd", api_key="sk-abcdef", api_base="http://b", api_version="2024", style="vivid",
+        model="dall-e-3",
+        prompt="A detailed landscape painting",
+        size="1024x1024",
+        n=1,
+        response_format="url",
+        timeout=600,
+        quality="hd",
+        api_key="sk-abcdef",
+        api_base="http://b",
+        api_version="2024",
+        style="vivid",
     )
 
 
@@ -195,7 +226,9 @@ def test_settings_changed_after_construction_are_checked_at_call_time(image_gene
     image_generation.assert_not_called()
 
 
-@pytest.mark.parametrize(("prompt", "error"), [("", ValueError), ("   \n", ValueError), (None, TypeError), (42, TypeError)])
+@pytest.mark.parametrize(
+    ("prompt", "error"), [("", ValueError), ("   \n", ValueError), (None, TypeError), (42, TypeError)]
+)
 def test_bad_prompts_raise_before_any_call(image_generation, prompt, error):
     """A blank or non-string prompt never reaches the provider."""
     with pytest.raises(error):
@@ -242,7 +275,9 @@ def test_api_key_never_in_repr_or_error_text(mocker):
     bot = ImageBot(model="gpt-image-1", api_key=key, aws_secret_access_key="aws-canary-secret-99")
     assert key not in repr(bot) and key not in str(bot)
     assert "aws-canary-secret-99" not in repr(bot)
-    error = litellm.AuthenticationError(message=f"Incorrect API key provided: {key}", llm_provider="openai", model="gpt-image-1")
+    error = litellm.AuthenticationError(
+        message=f"Incorrect API key provided: {key}", llm_provider="openai", model="gpt-image-1"
+    )
     mocker.patch("litellm.image_generation", side_effect=error)
     with pytest.raises(litellm.AuthenticationError) as caught:
         bot("A fox")

@@ -19,7 +19,9 @@ EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "imagebot-in-jupy
 
 
 def execute(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
-    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
     return notebook
 
 
@@ -94,4 +96,3 @@ def test_large_images_display_as_a_bounded_thumbnail():
     assert len(big) > 1_000_000
     bundle = lmb.GeneratedImage(b64_json=b64(big))._repr_mimebundle_()
     assert "image/png" not in bundle and len(bundle["image/jpeg"]) < _notebook.MAX_INLINE_BYTES
-

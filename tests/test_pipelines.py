@@ -28,7 +28,9 @@ def echo_images(provider) -> None:
             error = {"error": {"message": "Your request was rejected", "type": "invalid_request_error"}}
             return Response(json.dumps(error), 400, content_type="application/json")
         data = PNG + body["prompt"].encode()
-        return Response(json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json")
+        return Response(
+            json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json"
+        )
 
     provider.route("/images/generations", answer)
 

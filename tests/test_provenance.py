@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -107,7 +106,9 @@ def test_own_options_are_not_forwarded_to_litellm(mocker):
     """imagebot_metadata and imagebot_history never reach litellm."""
     from litellm.types.utils import ImageObject, ImageResponse
 
-    patched = mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))]))
+    patched = mocker.patch(
+        "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
+    )
     bot = lmb.ImageBot(model="gpt-image-1", imagebot_metadata=True, imagebot_history=False)
     bot("A fox")
     assert "imagebot_metadata" not in patched.call_args.kwargs and "imagebot_history" not in patched.call_args.kwargs
@@ -120,7 +121,9 @@ def test_history_records_successes_and_failures(provider):
     bot = bot_for(provider, imagebot_history=True, n=2)
     first = bot("A red fox")
     provider.server.clear()
-    provider.json_route("/images/generations", {"error": {"message": "nope", "type": "invalid_request_error"}}, status=400)
+    provider.json_route(
+        "/images/generations", {"error": {"message": "nope", "type": "invalid_request_error"}}, status=400
+    )
     with pytest.raises(Exception, match="nope"):
         bot("A blue fox")
     failed, done = _history.recent()
@@ -169,9 +172,30 @@ def test_cli_history_and_cost_commands(capsys, tmp_path):
     image = tmp_path / "banner_3.png"
     image.write_bytes(PNG)
     rows = [
-        {"time": "2026-11-20T10:00:00+00:00", "prompt": "A red fox", "model": "gpt-image-1", "outputs": [str(image)], "cost": 0.04, "n_images": 1},
-        {"time": "2026-11-21T10:00:00+00:00", "prompt": "A lighthouse", "model": "openrouter/google/gemini-2.5-flash-image", "outputs": ["/x/l.jpg"], "cost": 0.039, "n_images": 1},
-        {"time": "2026-11-21T11:00:00+00:00", "prompt": "A bad one", "model": "gpt-image-1", "outputs": [], "error": "BadRequestError: no", "n_images": 0},
+        {
+            "time": "2026-11-20T10:00:00+00:00",
+            "prompt": "A red fox",
+            "model": "gpt-image-1",
+            "outputs": [str(image)],
+            "cost": 0.04,
+            "n_images": 1,
+        },
+        {
+            "time": "2026-11-21T10:00:00+00:00",
+            "prompt": "A lighthouse",
+            "model": "openrouter/google/gemini-2.5-flash-image",
+            "outputs": ["/x/l.jpg"],
+            "cost": 0.039,
+            "n_images": 1,
+        },
+        {
+            "time": "2026-11-21T11:00:00+00:00",
+            "prompt": "A bad one",
+            "model": "gpt-image-1",
+            "outputs": [],
+            "error": "BadRequestError: no",
+            "n_images": 0,
+        },
     ]
     for row in rows:
         _history.record(row)

@@ -92,7 +92,7 @@ def run(source: str) -> dict:
     namespace: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lmb.RetiredModelWarning)  # the documented default is retired
-        exec(compile(textwrap.dedent(source), "<reference example>", "exec"), namespace)  # noqa: S102
+        exec(compile(textwrap.dedent(source), "<reference example>", "exec"), namespace)
     return namespace
 
 

@@ -47,7 +47,11 @@ def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_transient_failures_are_retried_then_succeed(provider, status):
     """Two transient failures, then success: three attempts reach the server, the image is saved."""
-    scripted(provider, "/images/generations", [failure(status, **{"Retry-After": "0"}), failure(status, **{"Retry-After": "0"}), ok()])
+    scripted(
+        provider,
+        "/images/generations",
+        [failure(status, **{"Retry-After": "0"}), failure(status, **{"Retry-After": "0"}), ok()],
+    )
     path = gpt_bot(provider)("A fox")
     assert len(provider.calls("/images/generations")) == 3
     assert path.read_bytes() == PNG
@@ -69,7 +73,9 @@ def test_num_retries_is_consumed_not_forwarded(mocker):
     """num_retries never reaches litellm (its image generation ignores it)."""
     from litellm.types.utils import ImageObject, ImageResponse
 
-    patched = mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))]))
+    patched = mocker.patch(
+        "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
+    )
     lmb.ImageBot(model="gpt-image-1", num_retries=5)("A fox")
     assert "num_retries" not in patched.call_args.kwargs
 
@@ -102,7 +108,13 @@ def test_client_errors_are_never_retried(provider, status):
 
 def test_content_policy_refusal_is_not_retried(provider):
     """A content-policy 400 is final."""
-    body = {"error": {"message": "Your request was rejected as a result of our safety system.", "code": "content_policy_violation", "type": "invalid_request_error"}}
+    body = {
+        "error": {
+            "message": "Your request was rejected as a result of our safety system.",
+            "code": "content_policy_violation",
+            "type": "invalid_request_error",
+        }
+    }
     scripted(provider, "/images/generations", [(400, {}, body)])
     with pytest.raises(litellm.BadRequestError):
         gpt_bot(provider)("A fox")
@@ -189,7 +201,19 @@ def test_retries_stay_within_the_timeout(provider):
         (
             "/chat/completions",
             "openrouter/google/gemini-2.5-flash-image",
-            {"id": "g", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "I can't draw that."}}]},
+            {
+                "id": "g",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "I can't draw that."},
+                    }
+                ],
+            },
         ),
     ],
 )
@@ -214,13 +238,21 @@ def test_canary_key_never_leaks(provider, caplog, capsys, monkeypatch):
     caplog.set_level(logging.DEBUG)
     provider.json_route(
         "/images/generations",
-        {"error": {"message": f"Incorrect API key provided: {canary}", "type": "invalid_request_error", "code": "invalid_api_key"}},
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {canary}",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
         status=401,
     )
     seen: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key=canary, style="vivid", response_format="b64_json")
+        bot = lmb.ImageBot(
+            model="gpt-image-1", api_base=provider.base, api_key=canary, style="vivid", response_format="b64_json"
+        )
         seen += [repr(bot), str(bot), str(vars(bot).get("image_generation_kwargs"))]
         with pytest.raises(litellm.AuthenticationError) as error:
             bot("A fox")
@@ -258,8 +290,22 @@ def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "llamabot", "A fox", "--model", "dall-e-3", "--dir", str(out), "--api-base", provider.base],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "llamabot",
+            "A fox",
+            "--model",
+            "dall-e-3",
+            "--dir",
+            str(out),
+            "--api-base",
+            provider.base,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):

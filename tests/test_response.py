@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litellm.types.utils import ImageObject, ImageResponse
 
+from llamabot import InvalidImageError, NoImageError
 from llamabot._response import (
     DataURI,
     GeneratedImage,
@@ -17,7 +18,6 @@ from llamabot._response import (
     slugify,
     sniff_mime,
 )
-from llamabot import InvalidImageError, NoImageError
 from tests.fakes import GIF, JPEG, PNG, WEBP, b64
 
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'
@@ -32,7 +32,9 @@ def test_format_is_read_from_the_bytes(data, mime):
     assert sniff_mime(data[:1024]) == mime
 
 
-@pytest.mark.parametrize("data", [b"", b"<!DOCTYPE html><html>error</html>", b'{"error": "x"}', b"RIFF\x00\x00\x00\x00WAVE"])
+@pytest.mark.parametrize(
+    "data", [b"", b"<!DOCTYPE html><html>error</html>", b'{"error": "x"}', b"RIFF\x00\x00\x00\x00WAVE"]
+)
 def test_non_images_are_not_recognised(data):
     """HTML, JSON, empty and other RIFF content are not images."""
     assert sniff_mime(data) is None

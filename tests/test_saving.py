@@ -96,7 +96,9 @@ def test_concurrent_calls_each_get_their_own_complete_file(provider):
     def answer(_request):
         with lock:
             data = PNG + bytes([next(counter)]) * 50_000  # trailing bytes make each image unique
-        return Response(json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json")
+        return Response(
+            json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json"
+        )
 
     provider.route("/images/generations", answer)
     bot = bot_for(provider, response_format="b64_json")
@@ -106,7 +108,7 @@ def test_concurrent_calls_each_get_their_own_complete_file(provider):
     def call() -> None:
         try:
             results.append(bot("Same prompt"))
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(8)]
@@ -115,7 +117,9 @@ def test_concurrent_calls_each_get_their_own_complete_file(provider):
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted(p.name for p in results) == sorted(["same_prompt.png"] + [f"same_prompt_{i}.png" for i in range(2, 9)])
+    assert sorted(p.name for p in results) == sorted(
+        ["same_prompt.png"] + [f"same_prompt_{i}.png" for i in range(2, 9)]
+    )
     contents = [p.read_bytes() for p in results]
     assert len(set(contents)) == 8 and all(len(c) == len(PNG) + 50_000 for c in contents)
     assert leftovers(Path.cwd()) == []
@@ -209,7 +213,9 @@ def test_result_save_writes_the_image(provider):
     assert images[0].save(Path("a/b/c.png")).read_bytes() == PNG
 
 
-@pytest.mark.parametrize("prompt", ["../../etc/passwd", "/absolute/path.png", "CON", "x" * 10_000, "\x00\x1b[31mred\n", "🦊🦊"])
+@pytest.mark.parametrize(
+    "prompt", ["../../etc/passwd", "/absolute/path.png", "CON", "x" * 10_000, "\x00\x1b[31mred\n", "🦊🦊"]
+)
 def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
     """Whatever the prompt, the derived file is a single safe name in the working folder."""
     provider.openai_images([PNG], as_url=False)

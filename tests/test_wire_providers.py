@@ -70,7 +70,13 @@ def test_gpt_image_1_with_defaults_reaches_the_server(provider):
     bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test", n=2, quality="low")
     images = bot.generate("A red fox in the snow")
     (request,) = provider.calls("/images/generations")
-    assert request.json == {"model": "gpt-image-1", "prompt": "A red fox in the snow", "n": 2, "size": "1024x1024", "quality": "low"}
+    assert request.json == {
+        "model": "gpt-image-1",
+        "prompt": "A red fox in the snow",
+        "n": 2,
+        "size": "1024x1024",
+        "quality": "low",
+    }
     assert_valid_openai_body(request.json)
     assert [i.mime_type for i in images] == ["image/png", "image/webp"]
     assert images.cost is not None and images.cost > 0
@@ -91,7 +97,9 @@ def test_gpt_image_options_pass_through(provider):
 def test_azure_gpt_image_deployment(provider):
     """An Azure gpt-image deployment: deployment path, api-version, api-key header, no response_format."""
     provider.gpt_image([PNG], path="/openai/deployments/img-prod/images/generations")
-    bot = lmb.ImageBot(model="azure/img-prod", api_base=provider.base, api_version="2025-04-01-preview", api_key="az-key")
+    bot = lmb.ImageBot(
+        model="azure/img-prod", api_base=provider.base, api_version="2025-04-01-preview", api_key="az-key"
+    )
     path = bot("A fox")
     (request,) = provider.calls("/openai/deployments/img-prod/")
     assert request.query == {"api-version": "2025-04-01-preview"}
@@ -161,7 +169,9 @@ def test_vertex_imagen(provider):
 def test_bedrock_nova_canvas(provider):
     """Bedrock Nova Canvas: /model/{id}/invoke with size and n mapped, base64 saved."""
     provider.bedrock("amazon.nova-canvas-v1:0")
-    bot = lmb.ImageBot(model="bedrock/amazon.nova-canvas-v1:0", api_base=provider.base, api_key="br-key", aws_region_name="us-east-1")
+    bot = lmb.ImageBot(
+        model="bedrock/amazon.nova-canvas-v1:0", api_base=provider.base, api_key="br-key", aws_region_name="us-east-1"
+    )
     path = bot("A fox")
     (request,) = provider.calls("/invoke")
     config = request.json["imageGenerationConfig"]
@@ -173,7 +183,13 @@ def test_retired_dalle3_404_says_what_to_use(provider):
     """OpenAI's real 404 model_not_found keeps litellm's type and gains the replacement note."""
     provider.json_route(
         "/images/generations",
-        {"error": {"message": "The model `dall-e-3` has been deprecated", "type": "invalid_request_error", "code": "model_not_found"}},
+        {
+            "error": {
+                "message": "The model `dall-e-3` has been deprecated",
+                "type": "invalid_request_error",
+                "code": "model_not_found",
+            }
+        },
         status=404,
     )
     bot = lmb.ImageBot(api_base=provider.base, api_key="sk-test")
@@ -188,7 +204,13 @@ def test_provider_error_text_never_holds_the_key(provider):
     key = "sk-canary-wire-0123456789"
     provider.json_route(
         "/images/generations",
-        {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error", "code": "invalid_api_key"}},
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {key}",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
         status=401,
     )
     bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key=key)

@@ -112,7 +112,10 @@ def _network_cause(exc: BaseException) -> bool:
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the provider asked to wait (``Retry-After`` / ``retry-after-ms``), if it did."""
     for inner in _chain(exc):
-        for headers in (getattr(inner, "litellm_response_headers", None), getattr(getattr(inner, "response", None), "headers", None)):
+        for headers in (
+            getattr(inner, "litellm_response_headers", None),
+            getattr(getattr(inner, "response", None), "headers", None),
+        ):
             if not isinstance(headers, Mapping) and not hasattr(headers, "get"):
                 continue
             try:
@@ -120,7 +123,7 @@ def retry_after(exc: BaseException) -> float | None:
                 if millis is not None:
                     return max(0.0, float(millis) / 1000)
                 value = headers.get("retry-after")
-            except Exception:  # noqa: BLE001 - odd header containers are ignored
+            except Exception:
                 continue
             if value is None:
                 continue
@@ -138,7 +141,7 @@ def backoff(attempt: int, exc: BaseException) -> float:
     asked = retry_after(exc)
     if asked is not None:
         return asked
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)) + _BACKOFF_BASE / 2  # noqa: S311
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)) + _BACKOFF_BASE / 2
 
 
 def _timeout_error(model: str, timeout: float, attempts: int) -> Exception:
@@ -165,7 +168,7 @@ def _run_bounded(
     def target() -> None:
         try:
             outcome["value"] = context.run(fn, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="imagebot-request", daemon=True)

@@ -147,7 +147,7 @@ def costs(by: str = "day", path: Path | None = None) -> list[dict[str, Any]]:
     """
     key = {"day": "substr(time, 1, 10)", "model": "model"}[by]
     query = (
-        f"SELECT {key} AS {by}, COUNT(*) AS generations, SUM(n_images) AS images,"  # noqa: S608 - key is from a fixed map
+        f"SELECT {key} AS {by}, COUNT(*) AS generations, SUM(n_images) AS images,"
         " ROUND(SUM(COALESCE(cost, 0)), 6) AS cost, SUM(cost IS NULL AND error IS NULL) AS unpriced,"
         " SUM(error IS NOT NULL) AS failures"
         f" FROM generations GROUP BY {key} ORDER BY {key}"

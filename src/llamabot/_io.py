@@ -81,9 +81,7 @@ def stream_url(
     try:
         for _ in range(_MAX_REDIRECTS + 1):
             _check_scheme(url)
-            response = requests.get(
-                url, stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url)
-            )
+            response = requests.get(url, stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url))
             if not response.is_redirect:
                 break
             response.close()

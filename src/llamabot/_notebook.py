@@ -31,7 +31,7 @@ def in_notebook() -> bool:
         return False
     try:
         shell = ipython.get_ipython()
-    except Exception:  # noqa: BLE001 - a broken IPython is simply not a notebook
+    except Exception:
         return False
     # Colab's and VS Code's kernels subclass ipykernel's ZMQInteractiveShell.
     return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
@@ -87,7 +87,7 @@ class ImageReference(str):
 
     __slots__ = ()
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # noqa: FBT001 - IPython's signature
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         text = str(self)
         if text.startswith("data:") and len(text) > 120:
             header = text.split(",", 1)[0]
@@ -104,5 +104,5 @@ def show(images: Iterable[GeneratedImage]) -> None:
 
         for image in images:
             display(image)
-    except Exception as exc:  # noqa: BLE001 - showing is a courtesy; the result still counts
+    except Exception as exc:
         warnings.warn(f"Could not display the image inline: {exc}", RuntimeWarning, stacklevel=3)

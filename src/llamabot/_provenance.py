@@ -39,7 +39,7 @@ def _xmp_packet(meta: dict[str, Any]) -> bytes:
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         f'<rdf:Description rdf:about="" xmlns:imagebot="{_XMP_NS}" imagebot:provenance="{payload}"/>'
         '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def embed(data: bytes, mime: str, meta: dict[str, Any]) -> bytes | None:

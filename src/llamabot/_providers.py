@@ -10,6 +10,7 @@ litellm's strict error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -23,7 +24,17 @@ if TYPE_CHECKING:
 
 # The OpenAI parameters litellm checks against a model's supported list
 # (``default_params`` in ``litellm.utils.get_optional_params_image_gen``).
-CHECKED_PARAMS = ("n", "quality", "response_format", "size", "style", "user", "imageConfig", "tools", "web_search_options")
+CHECKED_PARAMS = (
+    "n",
+    "quality",
+    "response_format",
+    "size",
+    "style",
+    "user",
+    "imageConfig",
+    "tools",
+    "web_search_options",
+)
 DOCUMENTED_DEFAULTS: dict[str, object] = {"size": "1024x1024", "n": 1, "response_format": "url"}
 RETIRED_OPENAI_MODELS = frozenset({"dall-e-2", "dall-e-3"})
 REPLACEMENT_HINT = (
@@ -73,7 +84,7 @@ def provider_of(model: str, custom_llm_provider: str | None = None) -> tuple[str
 
     try:
         name, provider, _, _ = litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)
-    except Exception:  # noqa: BLE001 - an unroutable model is litellm's error to raise at call time
+    except Exception:
         return None
     return name, str(provider)
 
@@ -108,7 +119,7 @@ def supported_params(
             return frozenset(config_class.get_supported_openai_params(model=name))
         if provider == "vertex_ai":
             return frozenset({"n", "size"})
-    except Exception:  # noqa: BLE001 - litellm internals moved: send everything, litellm decides
+    except Exception:
         return None
     return None
 
@@ -131,9 +142,11 @@ def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dic
         return kwargs, []
     dropped = []
     for name in CHECKED_PARAMS:
-        if kwargs.get(name) is not None and name not in accepted:
-            if kwargs.pop(name) != DOCUMENTED_DEFAULTS.get(name, _MISSING):
-                dropped.append(name)
+        if kwargs.get(name) is None or name in accepted:
+            continue
+        # A documented default is left out silently; an explicit setting is reported.
+        if kwargs.pop(name) != DOCUMENTED_DEFAULTS.get(name, _MISSING):
+            dropped.append(name)
     return kwargs, dropped
 
 
@@ -284,9 +297,9 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     _scrub_exception(exc, hidden)
     text = str(exc)
     notes = getattr(exc, "__notes__", [])
-    if is_retired(model) and ("model_not_found" in text or type(exc).__name__ == "NotFoundError"):
-        if REPLACEMENT_HINT not in notes:
-            exc.add_note(REPLACEMENT_HINT)
+    retired = is_retired(model) and ("model_not_found" in text or type(exc).__name__ == "NotFoundError")
+    if retired and REPLACEMENT_HINT not in notes:
+        exc.add_note(REPLACEMENT_HINT)
     status = getattr(exc, "status_code", None)
     if type(exc).__name__ == "AuthenticationError" or status == 401 or "api_key" in text.lower():
         routed = provider_of(model, extra.get("custom_llm_provider"))
@@ -305,7 +318,11 @@ def no_image_error(exc: BaseException, model: str) -> NoImageError | None:
     code = getattr(exc, "status_code", None)
     if not isinstance(code, str) or not code or code.isdigit():
         return None
-    hint = " Its safety system refused the prompt: rephrase it." if any(w in code for w in ("policy", "safety", "moderation")) else ""
+    hint = (
+        " Its safety system refused the prompt: rephrase it."
+        if any(w in code for w in ("policy", "safety", "moderation"))
+        else ""
+    )
     return NoImageError(f"{model} answered without an image; the provider reported error code {code!r}.{hint}")
 
 
@@ -321,10 +338,8 @@ def _scrub_exception(exc: BaseException, hidden: list[str]) -> None:
         for attr in ("message", "body", "llm_provider_message"):
             value = getattr(current, attr, None)
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(AttributeError):  # read-only on some exception types
                     setattr(current, attr, scrub(value, hidden))
-                except AttributeError:
-                    pass
         if getattr(current, "__notes__", None):
             current.__notes__ = [scrub(note, hidden) for note in current.__notes__]
         pending += [current.__cause__, current.__context__]

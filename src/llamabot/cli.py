@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("prompts", nargs="*", metavar="PROMPT", help="a prompt; '-' reads prompts from stdin, one per line")
+    parser.add_argument(
+        "prompts", nargs="*", metavar="PROMPT", help="a prompt; '-' reads prompts from stdin, one per line"
+    )
     parser.add_argument("-o", "--output", type=Path, metavar="PATH", help="save the image here (one prompt only)")
     parser.add_argument("--dir", type=Path, metavar="DIR", help="save images here under names from the prompts")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"litellm model string (default: {DEFAULT_MODEL})")
@@ -58,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-version", metavar="V", help="provider API version (Azure)")
     parser.add_argument("--timeout", type=float, default=600, metavar="SEC", help="seconds per prompt (default: 600)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra litellm argument (JSON values allowed); repeatable"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra litellm argument (JSON values allowed); repeatable",
     )
     parser.add_argument("--from-file", metavar="FILE", help="read prompts from FILE ('-' for stdin), one per line")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default: 4)")
@@ -93,7 +99,7 @@ def history_main(command: str, argv: list[str]) -> int:
             rows = _history.costs(by=args.by)
         else:
             rows = _history.recent(limit=args.limit, search=args.search, file=args.path)
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+    except Exception as exc:
         print(f"imagebot: error: cannot read the history at {_history.default_path()}: {exc}", file=sys.stderr)
         return 1
     for row in rows:
@@ -101,7 +107,8 @@ def history_main(command: str, argv: list[str]) -> int:
             print(json.dumps(row, default=str))
         elif command == "cost":
             unpriced = f" ({row['unpriced']} not priced)" if row["unpriced"] else ""
-            print(f"{row[args.by] or '?'}\t{row['generations']} generations\t{row['images'] or 0} images\t${row['cost']:.4f}{unpriced}")
+            counts = f"{row['generations']} generations\t{row['images'] or 0} images"
+            print(f"{row[args.by] or '?'}\t{counts}\t${row['cost']:.4f}{unpriced}")
         else:
             outcome = row["error"] or ", ".join(row["outputs"]) or "-"
             cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
@@ -165,7 +172,7 @@ def describe(exc: BaseException) -> str:
     return f"{text} {notes}".strip()
 
 
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"imagebot: warning: {message}", file=sys.stderr)
 
 
@@ -219,7 +226,7 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2
     failures = 0
-    for prompt, result in zip(prompts, results):
+    for prompt, result in zip(prompts, results, strict=True):
         if isinstance(result, Exception):
             failures += 1
             print(f"imagebot: error: {prompt[:60]!r}: {describe(result)}", file=sys.stderr)
@@ -230,7 +237,13 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
             where = image.reference if args.url else str(image.path)
             if args.json:
                 key = "url" if args.url else "path"
-                record = {"prompt": prompt, key: where, "model": result.model, "revised_prompt": image.revised_prompt, "cost": result.cost}
+                record = {
+                    "prompt": prompt,
+                    key: where,
+                    "model": result.model,
+                    "revised_prompt": image.revised_prompt,
+                    "cost": result.cost,
+                }
                 print(json.dumps(record))
             else:
                 print(where)

@@ -251,6 +251,7 @@ class ImageBot:
             returned, or the exception raised for that prompt.
         """
         import asyncio
+        import contextlib
 
         prompts = self._batch_prompts(prompts, concurrency, None)
         slots = asyncio.Semaphore(concurrency)
@@ -264,10 +265,8 @@ class ImageBot:
         try:
             with _progress_bar(len(tasks), progress) as bar:
                 for next_done in asyncio.as_completed(tasks):
-                    try:
+                    with contextlib.suppress(Exception):  # collected per prompt below
                         await next_done
-                    except Exception:  # noqa: BLE001, S110 - collected per prompt below
-                        pass
                     bar.update(1)
         except BaseException:
             for task in tasks:
@@ -307,7 +306,13 @@ class ImageBot:
             result = None
             if deliver:
                 result = self._deliver(
-                    images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=directory, cancel=cancel
+                    images,
+                    prompt,
+                    return_url=return_url,
+                    save_path=save_path,
+                    deadline=deadline,
+                    directory=directory,
+                    cancel=cancel,
                 )
         except Exception as exc:
             self._remember(prompt, images, started, exc)
@@ -335,7 +340,13 @@ class ImageBot:
             result = None
             if deliver:
                 result = await asyncio.to_thread(
-                    self._deliver, images, prompt, return_url=return_url, save_path=save_path, deadline=deadline, directory=directory
+                    self._deliver,
+                    images,
+                    prompt,
+                    return_url=return_url,
+                    save_path=save_path,
+                    deadline=deadline,
+                    directory=directory,
                 )
         except Exception as exc:
             if self._history_path() is not None:
@@ -399,8 +410,10 @@ class ImageBot:
         }
         try:
             _history.record(entry, path)
-        except Exception as exc:  # noqa: BLE001 - the image was made; losing its history row must not fail the call
-            warnings.warn(f"Could not record this generation in the history at {path}: {exc}", HistoryWarning, stacklevel=4)
+        except Exception as exc:
+            warnings.warn(
+                f"Could not record this generation in the history at {path}: {exc}", HistoryWarning, stacklevel=4
+            )
 
     def _provider(self) -> Optional[str]:
         from llamabot import _providers
@@ -470,7 +483,11 @@ class ImageBot:
 
         try:
             response = await _calls.acall(
-                litellm.aimage_generation, kwargs, timeout=self.timeout, num_retries=self._num_retries(), deadline=deadline
+                litellm.aimage_generation,
+                kwargs,
+                timeout=self.timeout,
+                num_retries=self._num_retries(),
+                deadline=deadline,
             )
         except Exception as exc:
             self._raise(exc)
@@ -552,8 +569,13 @@ class ImageBot:
         from llamabot._response import slugify
 
         if return_url:
-            return [image.reference for image in images][0]
-        limits: dict[str, Any] = {"timeout": self.timeout, "max_bytes": self.max_image_bytes, "deadline": deadline, "cancel": cancel}
+            return images[0].reference
+        limits: dict[str, Any] = {
+            "timeout": self.timeout,
+            "max_bytes": self.max_image_bytes,
+            "deadline": deadline,
+            "cancel": cancel,
+        }
         paths = []
         for index, image in enumerate(images):
             limits["provenance"] = self._provenance(images, image)
@@ -562,7 +584,9 @@ class ImageBot:
             elif save_path is not None:
                 first = Path(save_path)
                 paths.append(
-                    _io.save_new(image, first.parent, first.stem, suffix=first.suffix or None, start=index + 1, **limits)
+                    _io.save_new(
+                        image, first.parent, first.stem, suffix=first.suffix or None, start=index + 1, **limits
+                    )
                 )
             else:
                 folder = Path(directory) if directory is not None else Path.cwd()
@@ -578,7 +602,9 @@ class ImageBot:
         if not isinstance(self.model, str) or not self.model.strip():
             msg = f"model must be a non-empty string such as 'gpt-image-1', not {self.model!r}."
             raise ValueError(msg)
-        if self.size is not None and (not isinstance(self.size, str) or not (re.fullmatch(r"\d+[xX]\d+", self.size) or self.size == "auto")):
+        if self.size is not None and (
+            not isinstance(self.size, str) or not (re.fullmatch(r"\d+[xX]\d+", self.size) or self.size == "auto")
+        ):
             msg = f"size must look like '1024x1024' (width x height) or be 'auto', not {self.size!r}."
             raise ValueError(msg)
         if isinstance(self.n, bool) or not isinstance(self.n, int):
