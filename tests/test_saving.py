@@ -222,3 +222,13 @@ def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
     path = bot_for(provider, model="gpt-image-1")(prompt)
     assert path.parent == Path.cwd() and path.read_bytes() == PNG
     assert len(path.name) <= 70 and not path.name.startswith(".")
+
+
+def test_download_through_a_patched_requests_get(mocker):
+    """A user who patches requests.get with a simple fake response still gets the image saved."""
+    fake = mocker.MagicMock(status_code=200, headers={"Content-Type": "image/png"})
+    fake.iter_content.return_value = [PNG[:10], PNG[10:]]
+    patched = mocker.patch("requests.get", return_value=fake)
+    path = GeneratedImage(url="https://images.example/cat.png").save("cat.png")
+    assert path.read_bytes() == PNG
+    assert patched.call_args.kwargs["stream"] is True and patched.call_args.kwargs["timeout"] > 0

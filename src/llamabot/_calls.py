@@ -186,6 +186,22 @@ def _run_bounded(
     return True, outcome["value"]
 
 
+def _budget(attempt: int, kwargs: dict[str, Any], timeout: float, deadline: float) -> tuple[float, dict[str, Any]]:
+    """Time left and the kwargs for this attempt (a retry waits no longer than what is left)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _timeout_error(kwargs.get("model", ""), timeout, attempt)
+    return left, kwargs if attempt == 0 else {**kwargs, "timeout": left}
+
+
+def _retry_wait(attempt: int, num_retries: int, exc: Exception, deadline: float) -> float | None:
+    """Seconds to wait before retrying, or None to give up and re-raise ``exc``."""
+    wait = backoff(attempt, exc)
+    if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+        return None
+    return wait
+
+
 def call(
     fn: Callable[..., Any],
     kwargs: dict[str, Any],
@@ -200,15 +216,12 @@ def call(
     token = _sdk_retries_off.set(True)
     try:
         for attempt in range(num_retries + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _timeout_error(kwargs.get("model", ""), timeout, attempt)
-            attempt_kwargs = kwargs if attempt == 0 else {**kwargs, "timeout": left}
+            left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
             try:
                 finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
             except Exception as exc:
-                wait = backoff(attempt, exc)
-                if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+                wait = _retry_wait(attempt, num_retries, exc, deadline)
+                if wait is None:
                     raise
                 time.sleep(wait)
                 continue
@@ -228,17 +241,14 @@ async def acall(
     token = _sdk_retries_off.set(True)
     try:
         for attempt in range(num_retries + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _timeout_error(kwargs.get("model", ""), timeout, attempt)
-            attempt_kwargs = kwargs if attempt == 0 else {**kwargs, "timeout": left}
+            left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
             try:
                 return await asyncio.wait_for(fn(**attempt_kwargs), left)
             except asyncio.TimeoutError:
                 raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
             except Exception as exc:
-                wait = backoff(attempt, exc)
-                if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+                wait = _retry_wait(attempt, num_retries, exc, deadline)
+                if wait is None:
                     raise
                 await asyncio.sleep(wait)
     finally:

@@ -82,7 +82,7 @@ def stream_url(
         for _ in range(_MAX_REDIRECTS + 1):
             _check_scheme(url)
             response = requests.get(url, stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url))
-            if not response.is_redirect:
+            if response.is_redirect is not True:
                 break
             response.close()
             url = urllib.parse.urljoin(url, response.headers["location"])
@@ -90,7 +90,8 @@ def stream_url(
             msg = f"Too many redirects fetching the generated image from {redact_url(url)}."
             raise ImageDownloadError(msg)
         with response:
-            if response.status_code >= 400:
+            status = response.status_code
+            if isinstance(status, int) and status >= 400:
                 msg = (
                     f"Downloading the generated image from {redact_url(url)} failed with HTTP "
                     f"{response.status_code} {response.reason}. Result URLs expire (OpenAI's after "
@@ -98,7 +99,7 @@ def stream_url(
                 )
                 raise ImageDownloadError(msg)
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if isinstance(declared, str) and declared.isdigit() and int(declared) > max_bytes:
                 raise ImageDownloadError(_too_large(url, max_bytes))
             total = 0
             for chunk in response.iter_content(_CHUNK):
