@@ -96,3 +96,15 @@ def test_large_images_display_as_a_bounded_thumbnail():
     assert len(big) > 1_000_000
     bundle = lmb.GeneratedImage(b64_json=b64(big))._repr_mimebundle_()
     assert "image/png" not in bundle and len(bundle["image/jpeg"]) < _notebook.MAX_INLINE_BYTES
+
+
+def test_result_reprs_match_the_format():
+    """A PNG result offers PNG, a JPEG result JPEG, a URL result HTML only (no download)."""
+    from tests.fakes import JPEG
+
+    png = lmb.GeneratedImage(b64_json=b64(PNG))
+    assert png._repr_png_() == PNG and png._repr_jpeg_() is None and png._repr_html_() is None
+    assert lmb.GeneratedImage(b64_json=b64(JPEG))._repr_jpeg_() == JPEG
+    remote = lmb.GeneratedImage(url="https://images.example/cat.png")
+    assert 'src="https://images.example/cat.png"' in remote._repr_html_()
+    assert remote._repr_png_() is None and remote._data is None

@@ -206,6 +206,7 @@ class GeneratedImage:
     _mime: str | None = field(default=None, repr=False)
     _timeout: float = field(default=600.0, repr=False)
     _max_bytes: int = field(default=100 * 1024 * 1024, repr=False)
+    _bundle: dict[str, Any] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         """Show where the image is, never megabytes of base64."""
@@ -285,10 +286,28 @@ class GeneratedImage:
         return self.data_uri
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Show the image when it is a notebook cell's value."""
-        from llamabot._notebook import mimebundle
+        """Show the image when it is a notebook cell's value (computed once, then kept)."""
+        if self._bundle is None:
+            from llamabot._notebook import mimebundle
 
-        return mimebundle(self)
+            self._bundle = mimebundle(self)
+        return self._bundle
+
+    def _repr_png_(self) -> bytes | None:
+        """PNG for notebooks, when the image (or its thumbnail) is a PNG."""
+        return self._repr_mimebundle_().get("image/png")
+
+    def _repr_jpeg_(self) -> bytes | None:
+        """JPEG for notebooks, when the image (or its thumbnail) is a JPEG."""
+        return self._repr_mimebundle_().get("image/jpeg")
+
+    def _repr_svg_(self) -> str | None:
+        """SVG for notebooks, when the image is an SVG."""
+        return self._repr_mimebundle_().get("image/svg+xml")
+
+    def _repr_html_(self) -> str | None:
+        """An ``<img>`` pointing at the URL, for URL results (nothing is downloaded)."""
+        return self._repr_mimebundle_().get("text/html")
 
     def save(self, path: str | Path) -> Path:
         """Write the image to ``path`` atomically, creating parent folders.
