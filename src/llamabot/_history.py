@@ -12,7 +12,10 @@ import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ENV_PATH = "IMAGEBOT_HISTORY_DB"
 _SCHEMA = """
@@ -37,6 +40,51 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 CREATE INDEX IF NOT EXISTS outputs_location ON outputs(location);
 """
+
+
+def now() -> str:
+    """The current UTC time, to the second, in ISO 8601."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def entry(
+    prompt: str,
+    images: Iterable[Any] | None,
+    *,
+    model: str,
+    provider: str | None,
+    settings: dict[str, Any],
+    duration: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The history row for one generation: saved paths, else provider URLs (data URIs are not kept).
+
+    :param prompt: The prompt.
+    :param images: The generated images, or ``None`` if none came back.
+    :param model: The model.
+    :param provider: litellm's provider name.
+    :param settings: The settings sent, already free of secrets.
+    :param duration: Seconds the call took.
+    :param error: The failure, already free of secrets.
+    """
+    cost = getattr(images, "cost", None)  # GeneratedImages carries the response's cost
+    images = list(images or [])
+    outputs = [str(i.path) if i.path is not None else i.url for i in images if i.path is not None or i.is_remote]
+    return {
+        "time": now(),
+        "prompt": prompt,
+        "revised_prompt": next((i.revised_prompt for i in images if i.revised_prompt), None),
+        "model": model,
+        "provider": provider,
+        "settings": settings,
+        "n_images": len(images),
+        "outputs": outputs,
+        "cost": cost,
+        "duration": round(duration, 3),
+        "error": error,
+    }
 
 
 def default_path() -> Path:

@@ -22,6 +22,27 @@ _XMP_NS = "https://github.com/llamabot-imagebot/ns/1.0/"
 EMBEDDABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 
+def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict[str, Any]:
+    """The provenance of one generated image: prompt, revised prompt, model, settings, time, version.
+
+    :param image: The :class:`~llamabot.GeneratedImage`.
+    :param settings: The settings sent, already free of secrets.
+    :param provider: litellm's provider name.
+    """
+    from llamabot import __version__
+    from llamabot._history import now
+
+    return {
+        "prompt": image.prompt,
+        "revised_prompt": image.revised_prompt,
+        "model": image.model,
+        "provider": provider,
+        "settings": settings,
+        "created": now(),
+        "generator": f"llamabot-imagebot {__version__}",
+    }
+
+
 def parameters_text(meta: dict[str, Any]) -> str:
     """The ``parameters`` text other image tools show: the prompt, then ``Key: value`` pairs."""
     settings = ", ".join(f"{k}: {v}" for k, v in (meta.get("settings") or {}).items())

@@ -388,26 +388,19 @@ class ImageBot:
         path = self._history_path()
         if path is None:
             return
-        secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
-        outputs = []
-        for image in images or []:
-            if image.path is not None:
-                outputs.append(str(image.path))
-            elif image.url and not image.is_data_uri:
-                outputs.append(image.url)
-        entry = {
-            "time": _now(),
-            "prompt": prompt,
-            "revised_prompt": next((i.revised_prompt for i in images or [] if i.revised_prompt), None),
-            "model": self.model,
-            "provider": self._provider(),
-            "settings": images.settings if images is not None else self._public_settings(),
-            "n_images": len(images or []),
-            "outputs": outputs,
-            "cost": images.cost if images is not None else None,
-            "duration": round(time.monotonic() - started, 3),
-            "error": _providers.scrub(f"{type(error).__name__}: {error}", secrets) if error is not None else None,
-        }
+        error_text = None
+        if error is not None:
+            secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
+            error_text = _providers.scrub(f"{type(error).__name__}: {error}", secrets)
+        entry = _history.entry(
+            prompt,
+            images,
+            model=self.model,
+            provider=self._provider(),
+            settings=images.settings if images is not None else self._public_settings(),
+            duration=time.monotonic() - started,
+            error=error_text,
+        )
         try:
             _history.record(entry, path)
         except Exception as exc:
@@ -439,19 +432,9 @@ class ImageBot:
         return _providers.public_settings(sent)
 
     def _provenance(self, images: GeneratedImages, image: GeneratedImage) -> Optional[dict[str, Any]]:
-        if not self._metadata_on():
-            return None
-        from llamabot import __version__
+        from llamabot import _provenance
 
-        return {
-            "prompt": image.prompt,
-            "revised_prompt": image.revised_prompt,
-            "model": image.model,
-            "provider": self._provider(),
-            "settings": images.settings,
-            "created": _now(),
-            "generator": f"llamabot-imagebot {__version__}",
-        }
+        return _provenance.describe(image, images.settings, self._provider()) if self._metadata_on() else None
 
     def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
         from llamabot import _calls, _providers
@@ -667,9 +650,3 @@ def _env_flag(name: str) -> bool:
     import os
 
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
