@@ -232,3 +232,11 @@ def test_download_through_a_patched_requests_get(mocker):
     path = GeneratedImage(url="https://images.example/cat.png").save("cat.png")
     assert path.read_bytes() == PNG
     assert patched.call_args.kwargs["stream"] is True and patched.call_args.kwargs["timeout"] > 0
+
+
+def test_save_path_naming_an_existing_folder_saves_inside_it(provider):
+    """save_path pointing at a folder puts the image inside it under a name from the prompt."""
+    provider.openai_images([PNG], as_url=False)
+    Path("album").mkdir()
+    path = bot_for(provider, model="gpt-image-1")("A cat", save_path=Path("album"))
+    assert path == Path("album/a_cat.png") and path.read_bytes() == PNG

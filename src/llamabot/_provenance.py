@@ -18,7 +18,7 @@ from typing import Any
 KEY = "imagebot"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
-_XMP_NS = "https://github.com/llamabot-imagebot/ns/1.0/"
+_XMP_NS = "urn:llamabot-imagebot:provenance:1"
 EMBEDDABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 

@@ -559,6 +559,9 @@ class ImageBot:
             "deadline": deadline,
             "cancel": cancel,
         }
+        if save_path is not None and Path(save_path).is_dir():
+            # A folder: the images go inside it, under names derived from the prompt.
+            directory, save_path = Path(save_path), None
         paths = []
         for index, image in enumerate(images):
             limits["provenance"] = self._provenance(images, image)
