@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 DEFAULT_NUM_RETRIES = 2
@@ -116,7 +116,7 @@ def retry_after(exc: BaseException) -> float | None:
             getattr(inner, "litellm_response_headers", None),
             getattr(getattr(inner, "response", None), "headers", None),
         ):
-            if not isinstance(headers, Mapping) and not hasattr(headers, "get"):
+            if headers is None or not hasattr(headers, "get"):
                 continue
             try:
                 millis = headers.get("retry-after-ms")

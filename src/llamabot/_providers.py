@@ -299,14 +299,14 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     notes = getattr(exc, "__notes__", [])
     retired = is_retired(model) and ("model_not_found" in text or type(exc).__name__ == "NotFoundError")
     if retired and REPLACEMENT_HINT not in notes:
-        exc.add_note(REPLACEMENT_HINT)
+        add_note(exc, REPLACEMENT_HINT)
     status = getattr(exc, "status_code", None)
     if type(exc).__name__ == "AuthenticationError" or status == 401 or "api_key" in text.lower():
         routed = provider_of(model, extra.get("custom_llm_provider"))
         env = KEY_ENV_VARS.get(routed[1]) if routed else None
         hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None
         if hint and hint not in notes:
-            exc.add_note(hint)
+            add_note(exc, hint)
 
 
 def no_image_error(exc: BaseException, model: str) -> NoImageError | None:
@@ -326,6 +326,14 @@ def no_image_error(exc: BaseException, model: str) -> NoImageError | None:
     return NoImageError(f"{model} answered without an image; the provider reported error code {code!r}.{hint}")
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, also on Python 3.10 (which keeps ``__notes__`` but cannot add to it)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+
+
 def _scrub_exception(exc: BaseException, hidden: list[str]) -> None:
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -340,6 +348,7 @@ def _scrub_exception(exc: BaseException, hidden: list[str]) -> None:
             if isinstance(value, str):
                 with contextlib.suppress(AttributeError):  # read-only on some exception types
                     setattr(current, attr, scrub(value, hidden))
-        if getattr(current, "__notes__", None):
-            current.__notes__ = [scrub(note, hidden) for note in current.__notes__]
+        notes = getattr(current, "__notes__", None)
+        if notes:
+            current.__notes__ = [scrub(note, hidden) for note in notes]  # type: ignore[attr-defined]
         pending += [current.__cause__, current.__context__]

@@ -219,7 +219,7 @@ class GeneratedImage:
     @property
     def is_data_uri(self) -> bool:
         """Whether the image arrived as a ``data:`` URI in ``url``."""
-        return bool(self.url) and self.url[:5].lower() == "data:"
+        return (self.url or "")[:5].lower() == "data:"
 
     @property
     def is_remote(self) -> bool:

@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 DEFAULT_MODEL = "gpt-image-1"
 EPILOG = """\
@@ -196,19 +196,19 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
         extra = parse_settings(args.set)
         from llamabot import ImageBot
 
-        bot = ImageBot(
-            model=args.model,
-            size=args.size,
-            quality=args.quality,
-            n=args.n,
-            response_format=args.response_format or "url",
-            api_base=args.api_base,
-            api_version=args.api_version,
-            timeout=args.timeout,
-            imagebot_metadata=not args.no_metadata,
-            imagebot_history=not args.no_history,
-            **extra,
-        )
+        options: dict[str, Any] = {
+            "model": args.model,
+            "size": args.size,
+            "quality": args.quality,
+            "n": args.n,
+            "response_format": args.response_format or "url",
+            "api_base": args.api_base,
+            "api_version": args.api_version,
+            "timeout": args.timeout,
+            "imagebot_metadata": not args.no_metadata,
+            "imagebot_history": not args.no_history,
+        }
+        bot = ImageBot(**{**options, **extra})  # --set wins over the named options
     except (UsageError, ValueError, TypeError) as exc:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2

@@ -636,13 +636,18 @@ def _outcome(future: Union[Future, asyncio.Future]) -> Union[GeneratedImages, Ex
 def _first(result: Union[GeneratedImages, Exception], return_url: bool) -> Union[str, Path, Exception]:
     if isinstance(result, Exception):
         return result
-    return result[0].reference if return_url else result[0].path
+    if return_url:
+        return result[0].reference
+    path = result[0].path
+    assert path is not None
+    return path
 
 
-def _shown(images: GeneratedImages, result: Union[str, Path]) -> Union[str, Path]:
+def _shown(images: GeneratedImages, result: Union[str, Path, None]) -> Union[str, Path]:
     """Display the images once in a notebook; there a reference prints shortened."""
     from llamabot import _notebook
 
+    assert result is not None
     if not _notebook.in_notebook():
         return result
     _notebook.show(images)
