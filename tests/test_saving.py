@@ -240,3 +240,11 @@ def test_save_path_naming_an_existing_folder_saves_inside_it(provider):
     Path("album").mkdir()
     path = bot_for(provider, model="gpt-image-1")("A cat", save_path=Path("album"))
     assert path == Path("album/a_cat.png") and path.read_bytes() == PNG
+
+
+def test_download_through_a_patched_requests_get_with_content_only(mocker):
+    """A fake response that only sets .content (as many test doubles do) still works."""
+    fake = mocker.MagicMock(status_code=200, headers={}, content=PNG)
+    fake.iter_content.return_value = iter(())
+    mocker.patch("requests.get", return_value=fake)
+    assert GeneratedImage(url="https://images.example/cat.png").save("cat.png").read_bytes() == PNG
