@@ -108,9 +108,11 @@ def stream_url(
                     raise ImageDownloadError(_too_large(url, max_bytes))
                 _remaining(deadline, timeout, url)
                 yield chunk
-            content = getattr(response, "content", None)
-            if total == 0 and isinstance(content, bytes) and len(content) <= max_bytes:
-                yield content  # a stand-in response (a test double) that only has .content
+            if total == 0 and not isinstance(response, requests.Response):
+                # A stand-in response (a test double) that only sets .content.
+                content = getattr(response, "content", None)
+                if isinstance(content, bytes) and len(content) <= max_bytes:
+                    yield content
     except requests.RequestException as exc:
         msg = f"Could not download the generated image from {redact_url(url)}: {type(exc).__name__}."
         raise ImageDownloadError(msg) from exc
