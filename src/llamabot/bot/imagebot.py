@@ -37,6 +37,13 @@ class ImageBot:
     :param timeout: Maximum time, in seconds, to wait for image generation.
     :param image_generation_kwargs: Additional provider-specific keyword arguments
         to pass through to ``litellm.image_generation``.
+
+    Three keyword arguments are ImageBot's own and never reach the provider:
+    ``num_retries`` (litellm's name, which its image generation ignores: retries of
+    429, 5xx, dropped connections and timeouts, default 2), ``imagebot_metadata``
+    (embed provenance in saved files; ``IMAGEBOT_METADATA=1`` turns it on for every
+    bot) and ``imagebot_history`` (record each generation: ``True`` or a database
+    path; ``IMAGEBOT_HISTORY=1``).
     """
 
     #: Largest image, in bytes, downloaded from a provider's URL.
