@@ -307,6 +307,7 @@ class ImageBot:
         """Generate, then save or reference the images, and record the outcome in the history."""
         started = time.monotonic()
         deadline = started + self.timeout
+        history = self._history_path()
         images = None
         try:
             images = self._generate(prompt, deadline, cancel)
@@ -322,9 +323,11 @@ class ImageBot:
                     cancel=cancel,
                 )
         except Exception as exc:
-            self._remember(prompt, images, started, exc)
+            if history is not None:
+                self._remember(history, prompt, images, started, exc)
             raise
-        self._remember(prompt, images, started)
+        if history is not None:
+            self._remember(history, prompt, images, started)
         return images, result
 
     async def _arun(
@@ -341,6 +344,7 @@ class ImageBot:
 
         started = time.monotonic()
         deadline = started + self.timeout
+        history = self._history_path()
         images = None
         try:
             images = await self._agenerate(prompt, deadline)
@@ -356,11 +360,11 @@ class ImageBot:
                     directory=directory,
                 )
         except Exception as exc:
-            if self._history_path() is not None:
-                await asyncio.to_thread(self._remember, prompt, images, started, exc)
+            if history is not None:
+                await asyncio.to_thread(self._remember, history, prompt, images, started, exc)
             raise
-        if self._history_path() is not None:
-            await asyncio.to_thread(self._remember, prompt, images, started)
+        if history is not None:
+            await asyncio.to_thread(self._remember, history, prompt, images, started)
         return images, result
 
     def _metadata_on(self) -> bool:
@@ -384,17 +388,19 @@ class ImageBot:
         return Path(option)
 
     def _remember(
-        self, prompt: str, images: Optional[GeneratedImages], started: float, error: Optional[BaseException] = None
+        self,
+        path: Path,
+        prompt: str,
+        images: Optional[GeneratedImages],
+        started: float,
+        error: Optional[BaseException] = None,
     ) -> None:
-        """Record one generation; a failure to record is a warning, never the call's failure."""
+        """Record one generation in ``path``; a failure to record is a warning, never the call's failure."""
         import warnings
 
         from llamabot import _history, _providers
         from llamabot._exceptions import HistoryWarning
 
-        path = self._history_path()
-        if path is None:
-            return
         error_text = None
         if error is not None:
             secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
