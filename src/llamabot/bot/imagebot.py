@@ -310,7 +310,7 @@ class ImageBot:
         history = self._history_path()
         images = None
         try:
-            images = self._generate(prompt, deadline, cancel)
+            images = self._generate(prompt, deadline, cancel, to_file=deliver and not return_url)
             result = None
             if deliver:
                 result = self._deliver(
@@ -347,7 +347,7 @@ class ImageBot:
         history = self._history_path()
         images = None
         try:
-            images = await self._agenerate(prompt, deadline)
+            images = await self._agenerate(prompt, deadline, to_file=deliver and not return_url)
             result = None
             if deliver:
                 result = await asyncio.to_thread(
@@ -449,45 +449,59 @@ class ImageBot:
 
         return _provenance.describe(image, images.settings, self._provider()) if self._metadata_on() else None
 
-    def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
-        from llamabot import _calls, _providers
+    def _generate(
+        self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None, *, to_file: bool = False
+    ) -> GeneratedImages:
+        """One request; with ``to_file``, large base64 images go to temporary files, not memory."""
+        from llamabot import _calls, _providers, _spool
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-
+        spools = _spool.Spools() if to_file else None
         try:
-            # Looked up at call time so that mocker.patch("litellm.image_generation") works.
-            response = _calls.call(
-                litellm.image_generation,
-                kwargs,
-                timeout=self.timeout,
-                num_retries=self._num_retries(),
-                deadline=deadline,
-                cancel=cancel,
-            )
-        except Exception as exc:
-            self._raise(exc)
-        images = self._images(response, prompt)
+            try:
+                with _spool.collecting(spools):
+                    # Looked up at call time so that mocker.patch("litellm.image_generation") works.
+                    response = _calls.call(
+                        litellm.image_generation,
+                        kwargs,
+                        timeout=self.timeout,
+                        num_retries=self._num_retries(),
+                        deadline=deadline,
+                        cancel=cancel,
+                    )
+            except Exception as exc:
+                self._raise(exc)
+            images = self._images(response, prompt, spools)
+        finally:
+            if spools is not None:
+                spools.close()
         images.settings = self._public_settings(kwargs)
         return images
 
-    async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
-        from llamabot import _calls, _providers
+    async def _agenerate(self, prompt: str, deadline: float, *, to_file: bool = False) -> GeneratedImages:
+        """Like :meth:`_generate`, on the event loop."""
+        from llamabot import _calls, _providers, _spool
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-
+        spools = _spool.Spools() if to_file else None
         try:
-            response = await _calls.acall(
-                litellm.aimage_generation,
-                kwargs,
-                timeout=self.timeout,
-                num_retries=self._num_retries(),
-                deadline=deadline,
-            )
-        except Exception as exc:
-            self._raise(exc)
-        images = self._images(response, prompt)
+            try:
+                with _spool.collecting(spools):
+                    response = await _calls.acall(
+                        litellm.aimage_generation,
+                        kwargs,
+                        timeout=self.timeout,
+                        num_retries=self._num_retries(),
+                        deadline=deadline,
+                    )
+            except Exception as exc:
+                self._raise(exc)
+            images = self._images(response, prompt, spools)
+        finally:
+            if spools is not None:
+                spools.close()
         images.settings = self._public_settings(kwargs)
         return images
 
@@ -540,11 +554,16 @@ class ImageBot:
         _providers.warn_dropped(self.model, dropped, stacklevel=5)
         return kwargs
 
-    def _images(self, response: Any, prompt: str) -> GeneratedImages:
+    def _images(self, response: Any, prompt: str, spools: Any = None) -> GeneratedImages:
         from llamabot._response import parse_response
 
         return parse_response(
-            response, prompt=prompt, model=self.model, timeout=self.timeout, max_bytes=self.max_image_bytes
+            response,
+            prompt=prompt,
+            model=self.model,
+            timeout=self.timeout,
+            max_bytes=self.max_image_bytes,
+            spools=spools,
         )
 
     def _deliver(
