@@ -375,13 +375,20 @@ def chart(results: dict, path: Path) -> bool:
         return False
     labels = [label for label, key, _ in ROWS if results[key]["goal"] != "report"]
     keys = [key for _, key, _ in ROWS if results[key]["goal"] != "report"]
-    limits = {"import_cost": 0.10, "per_call": 1.05, "batch": 1.15, "memory_url": 1.0, "memory_b64": 1.0}
-    values = [figure(k, results[k]) / limits[k] for k in keys]
+    # The share of each goal's allowance used: for the time ratios, the allowed overhead above 1.
+    allowance = {
+        "import_cost": lambda v: v / 0.10,
+        "per_call": lambda v: max(v - 1, 0) / 0.05,
+        "batch": lambda v: max(v - 1, 0) / 0.15,
+        "memory_url": lambda v: v,
+        "memory_b64": lambda v: v,
+    }
+    values = [allowance[k](figure(k, results[k])) for k in keys]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     colors = ["#2a9d8f" if v <= 1 else "#e76f51" for v in values]
     ax.barh(labels, values, color=colors)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xlabel("measured / goal (left of the line: goal met)")
+    ax.set_xlabel("share of the goal's allowance used (left of the line: goal met)")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
