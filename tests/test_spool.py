@@ -279,8 +279,9 @@ def test_calls_that_save_nothing_keep_base64_in_memory(provider, spool_dir, low_
     spy = mocker.spy(litellm, "image_generation")
     bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")
     assert bot("A fox", return_url=True) == f"data:image/png;base64,{b64(image)}"
+    assert spy.spy_return.data[0].b64_json == b64(image)  # litellm saw the answer as sent
     assert bot.generate("A fox")[0].b64_json == b64(image)
-    assert all(call_return.data[0].b64_json == b64(image) for call_return in [spy.spy_return])
+    assert spy.spy_return.data[0].b64_json == b64(image)
     assert spool_files(spool_dir) == []
 
 
@@ -306,3 +307,11 @@ def test_an_attempt_abandoned_at_the_deadline_leaves_no_file(provider, spool_dir
     gc.collect()
     assert spool_files(spool_dir) == []
     assert list(Path.cwd().iterdir()) == []
+
+
+def test_without_a_usable_temp_folder_the_image_is_kept_in_memory(provider, tmp_path, monkeypatch, low_threshold):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    image = big_png(20_000)
+    provider.gpt_image([image])
+    path = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")("A fox")
+    assert path.read_bytes() == image

@@ -280,7 +280,7 @@ class Rewriter:
         if text is not None:
             try:
                 self._decoder = _Decoder(self.spools, prefix)
-            except RuntimeError:
+            except (RuntimeError, OSError):  # call over, or no usable temp folder: keep it in memory
                 text = None
         if text is None or self._decoder is None or not self._decoder.write(text):
             if self._decoder is not None:
