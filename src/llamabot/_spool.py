@@ -37,7 +37,7 @@ TOKEN_PREFIX = "imagebot-spool-"
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 # The content of a JSON string up to its closing quote (or a lone trailing backslash).
-_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
+_STRING_BODY = re.compile(rb'(?:[^"\\]+|\\.)*', re.DOTALL)
 _DATA_PREFIX = re.compile(rb"data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._+-]*)*?;base64,", re.IGNORECASE)
 _STRUCTURE = re.compile(rb"[{}\[\],:]")
 _READ_SIZE = 3 << 20  # a multiple of 3, so pieces re-encode to the same base64
@@ -273,7 +273,7 @@ class Rewriter:
         """A long string: decode it into a file if it is base64, else let it pass."""
         raw = bytes(self._raw)
         self._raw.clear()
-        head = _DATA_PREFIX.match(raw.replace(b"\\/", b"/", 8)[:512])
+        head = _DATA_PREFIX.match(raw[:512].replace(b"\\/", b"/"))
         prefix = head.group(0) if head else b""
         start = raw.index(b";base64,") + 8 if head else 0
         text = _unescape(raw[start:])
