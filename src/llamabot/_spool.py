@@ -10,7 +10,7 @@ image is copied from the file to its destination.
 
 Only strings made of base64 characters (optionally behind a ``data:…;base64,``
 prefix) are replaced; anything else passes through byte for byte. Other code in
-the process is unaffected: the hook only acts while :func:`collecting` is active.
+the process is unaffected: the hook only acts inside :func:`spooling`.
 """
 
 from __future__ import annotations
@@ -249,11 +249,21 @@ class Rewriter:
         self._carry = b""
         return b"".join(out)
 
-    def abort(self) -> None:
-        """The body could not be read whole: delete any file begun."""
-        if self._decoder is not None:
-            self._decoder.abort()
-            self._decoder = None
+    def join(self, parts: list[bytes]) -> bytes:
+        """The whole rewritten body: ``parts`` from :meth:`feed`, then what :meth:`finish` returns."""
+        parts.append(self.finish())
+        return b"".join(parts)
+
+    @contextlib.contextmanager
+    def aborting(self) -> Iterator[None]:
+        """If the body cannot be read whole, delete any file begun."""
+        try:
+            yield
+        except BaseException:
+            if self._decoder is not None:
+                self._decoder.abort()
+                self._decoder = None
+            raise
 
     def _content(self, raw: bytes, out: list[bytes]) -> None:
         if self._plain:
@@ -310,12 +320,16 @@ class Rewriter:
         self._raw.clear()
 
 
-def _is_json(response: Any) -> bool:
-    return "json" in response.headers.get("content-type", "").lower()
+def _rewriter_for(response: Any) -> Rewriter | None:
+    """A rewriter for an unread JSON body inside :func:`spooling`, else None."""
+    spools = _active.get()
+    if spools is None or hasattr(response, "_content"):
+        return None
+    return Rewriter(spools) if "json" in response.headers.get("content-type", "").lower() else None
 
 
 def install() -> bool:
-    """Route ``httpx.Response.read``/``aread`` through :class:`Rewriter` inside :func:`collecting`; idempotent.
+    """Route ``httpx.Response.read``/``aread`` through :class:`Rewriter` inside :func:`spooling`; idempotent.
 
     :return: Whether the hook is in place (False if httpx changed shape).
     """
@@ -331,31 +345,21 @@ def install() -> bool:
             return True
 
         def read_hooked(self: Any) -> bytes:
-            spools = _active.get()
-            if spools is None or hasattr(self, "_content") or not _is_json(self):
+            rewriter = _rewriter_for(self)
+            if rewriter is None:
                 return read(self)
-            rewriter = Rewriter(spools)
-            try:
+            with rewriter.aborting():
                 parts = [rewriter.feed(chunk) for chunk in self.iter_bytes()]
-            except BaseException:
-                rewriter.abort()
-                raise
-            parts.append(rewriter.finish())
-            self._content = b"".join(parts)
+            self._content = rewriter.join(parts)
             return self._content
 
         async def aread_hooked(self: Any) -> bytes:
-            spools = _active.get()
-            if spools is None or hasattr(self, "_content") or not _is_json(self):
+            rewriter = _rewriter_for(self)
+            if rewriter is None:
                 return await aread(self)
-            rewriter = Rewriter(spools)
-            try:
+            with rewriter.aborting():
                 parts = [rewriter.feed(chunk) async for chunk in self.aiter_bytes()]
-            except BaseException:
-                rewriter.abort()
-                raise
-            parts.append(rewriter.finish())
-            self._content = b"".join(parts)
+            self._content = rewriter.join(parts)
             return self._content
 
         read_hooked._imagebot = True  # type: ignore[attr-defined]
@@ -365,13 +369,19 @@ def install() -> bool:
 
 
 @contextlib.contextmanager
-def collecting(spools: Spools | None) -> Iterator[None]:
-    """Within the block (and threads that copy its context), spool long base64 strings into ``spools``."""
-    if spools is None or not install():
-        yield
+def spooling(enabled: bool = True) -> Iterator[Spools | None]:
+    """Within the block (and threads that copy its context), spool long base64 strings.
+
+    :param enabled: False makes this a no-op that yields None.
+    :return: The block's :class:`Spools` (None when off); files not taken are deleted on exit.
+    """
+    if not enabled or not install():
+        yield None
         return
+    spools = Spools()
     token = _active.set(spools)
     try:
-        yield
+        yield spools
     finally:
         _active.reset(token)
+        spools.close()

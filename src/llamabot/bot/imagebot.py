@@ -457,25 +457,20 @@ class ImageBot:
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-        spools = _spool.Spools() if to_file else None
-        try:
+        with _spool.spooling(to_file) as spools:
             try:
-                with _spool.collecting(spools):
-                    # Looked up at call time so that mocker.patch("litellm.image_generation") works.
-                    response = _calls.call(
-                        litellm.image_generation,
-                        kwargs,
-                        timeout=self.timeout,
-                        num_retries=self._num_retries(),
-                        deadline=deadline,
-                        cancel=cancel,
-                    )
+                # Looked up at call time so that mocker.patch("litellm.image_generation") works.
+                response = _calls.call(
+                    litellm.image_generation,
+                    kwargs,
+                    timeout=self.timeout,
+                    num_retries=self._num_retries(),
+                    deadline=deadline,
+                    cancel=cancel,
+                )
             except Exception as exc:
                 self._raise(exc)
             images = self._images(response, prompt, spools)
-        finally:
-            if spools is not None:
-                spools.close()
         images.settings = self._public_settings(kwargs)
         return images
 
@@ -485,23 +480,18 @@ class ImageBot:
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-        spools = _spool.Spools() if to_file else None
-        try:
+        with _spool.spooling(to_file) as spools:
             try:
-                with _spool.collecting(spools):
-                    response = await _calls.acall(
-                        litellm.aimage_generation,
-                        kwargs,
-                        timeout=self.timeout,
-                        num_retries=self._num_retries(),
-                        deadline=deadline,
-                    )
+                response = await _calls.acall(
+                    litellm.aimage_generation,
+                    kwargs,
+                    timeout=self.timeout,
+                    num_retries=self._num_retries(),
+                    deadline=deadline,
+                )
             except Exception as exc:
                 self._raise(exc)
             images = self._images(response, prompt, spools)
-        finally:
-            if spools is not None:
-                spools.close()
         images.settings = self._public_settings(kwargs)
         return images
 
