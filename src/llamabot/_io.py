@@ -22,15 +22,22 @@ from typing import TYPE_CHECKING, Any
 
 from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
 from llamabot._provenance import EMBEDDABLE, embed, extract
-from llamabot._response import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, iter_base64, iter_chunks, require_image
+from llamabot._response import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT,
+    EXTENSIONS,
+    SNIFF_BYTES,
+    SUFFIX_MIME,
+    iter_base64,
+    iter_chunks,
+    require_image,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from llamabot._response import GeneratedImage
 
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
-DEFAULT_TIMEOUT = 600.0
 _CHUNK = 1 << 16
 _MAX_REDIRECTS = 5
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
@@ -143,15 +150,10 @@ def iter_file(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
             yield piece
 
 
-def read_head(path: Path, size: int) -> bytes:
-    """A file's first ``size`` bytes."""
+def read_bytes(path: Path, limit: int = -1) -> bytes:
+    """A file's bytes, or its first ``limit`` bytes."""
     with open(path, "rb") as file:
-        return file.read(size)
-
-
-def read_file(path: Path) -> bytes:
-    """A file's bytes."""
-    return path.read_bytes()
+        return file.read(limit)
 
 
 def file_size(path: Path) -> int:

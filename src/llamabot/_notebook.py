@@ -52,14 +52,22 @@ def _thumbnail(data: bytes, mime: str) -> tuple[bytes, str]:
     return out.getvalue(), "image/jpeg"
 
 
+def _inline(image: GeneratedImage) -> tuple[bytes, str] | None:
+    """The bytes to show and their MIME type; None for a URL not yet fetched (shown by reference)."""
+    if image.is_remote and image._data is None:
+        return None
+    return _thumbnail(image.data, image.mime_type)
+
+
 def mimebundle(image: GeneratedImage) -> dict[str, Any]:
     """The notebook representation of one image: a URL by reference, bytes bounded in size."""
     bundle: dict[str, Any] = {"text/plain": repr(image)}
-    if image.is_remote and image._data is None:
+    shown = _inline(image)
+    if shown is None:
         src = html.escape(image.url or "", quote=True)
         bundle["text/html"] = f'<img src="{src}" alt="generated image" style="max-width: 100%; height: auto;"/>'
         return bundle
-    data, mime = _thumbnail(image.data, image.mime_type)
+    data, mime = shown
     bundle[mime] = data.decode("utf-8") if mime == "image/svg+xml" else data
     return bundle
 
@@ -68,11 +76,11 @@ def gallery_html(images: Iterable[GeneratedImage]) -> str:
     """HTML showing several images side by side (thumbnails, URLs by reference)."""
     tags = []
     for image in images:
-        if image.is_remote and image._data is None:
+        shown = _inline(image)
+        if shown is None:
             src = image.url or ""
         else:
-            data, mime = _thumbnail(image.data, image.mime_type)
-            src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            src = f"data:{shown[1]};base64,{base64.b64encode(shown[0]).decode('ascii')}"
         tags.append(f'<img src="{html.escape(src, quote=True)}" style="max-width: 32%; height: auto; margin: 2px;"/>')
     return f"<div>{''.join(tags)}</div>"
 

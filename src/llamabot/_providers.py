@@ -200,7 +200,7 @@ _OPENAI_RULES: dict[str, dict[str, Any]] = {
 
 
 def _rules(model: str, base_model: str | None) -> tuple[str, dict[str, Any]] | None:
-    name = openai_model(base_model or model) if base_model else openai_model(model)
+    name = openai_model(base_model or model)
     if name is None:
         return None
     if name.startswith("gpt-image"):

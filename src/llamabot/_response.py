@@ -43,6 +43,10 @@ SUFFIX_MIME = {
 }
 # Enough bytes to recognise every format above, SVG's XML prologue included.
 SNIFF_BYTES = 1024
+#: Largest image, in bytes, downloaded from a URL, unless a bot says otherwise.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+#: Seconds a download may wait for the server at each step, unless a bot says otherwise.
+DEFAULT_TIMEOUT = 600.0
 
 _WINDOWS_RESERVED = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
@@ -213,8 +217,8 @@ class GeneratedImage:
         path: Path | None = None,
         _data: bytes | None = None,
         _mime: str | None = None,
-        _timeout: float = 600.0,
-        _max_bytes: int = 100 * 1024 * 1024,
+        _timeout: float = DEFAULT_TIMEOUT,
+        _max_bytes: int = DEFAULT_MAX_BYTES,
         _spool: Path | None = None,
     ) -> None:
         self.url = url
@@ -228,7 +232,7 @@ class GeneratedImage:
         self._timeout = _timeout
         self._max_bytes = _max_bytes
         self._bundle: dict[str, Any] | None = None
-        #: The decoded image in a temporary file this object owns, or None.
+        #: The decoded image in a temporary file this object owns (``url`` and base64 are then None).
         self._spool = _spool
         if _spool is not None:
             weakref.finalize(self, _spool.unlink, missing_ok=True)
@@ -260,7 +264,7 @@ class GeneratedImage:
     @property
     def is_remote(self) -> bool:
         """Whether the image must be downloaded from an ``http(s)`` URL."""
-        return bool(self.url) and not self.is_data_uri and not self._b64 and self._spool is None
+        return bool(self.url) and not self.is_data_uri and not self._b64
 
     def _base64_chars(self) -> int:
         if self._spool is not None and self._b64 is None:
@@ -288,7 +292,7 @@ class GeneratedImage:
         if self._spool is not None:
             from llamabot import _io
 
-            return _io.read_head(self._spool, SNIFF_BYTES)
+            return _io.read_bytes(self._spool, SNIFF_BYTES)
         if self._b64:
             return _base64_head(self._b64)
         if self.is_data_uri:
@@ -302,7 +306,7 @@ class GeneratedImage:
             if self._spool is not None:
                 from llamabot import _io
 
-                self._data = _io.read_file(self._spool)
+                self._data = _io.read_bytes(self._spool)
             elif self._b64:
                 self._data = decode_base64(self._b64)
             elif self.is_data_uri:
@@ -319,7 +323,7 @@ class GeneratedImage:
     @property
     def data_uri(self) -> str:
         """The image as a ``data:`` URI carrying its real MIME type."""
-        if self.is_data_uri and not self._b64 and self._spool is None:
+        if self.is_data_uri and not self._b64:
             return self.url or ""
         if self._b64:
             payload = self._b64 if "\n" not in self._b64 else "".join(self._b64.split())
@@ -330,7 +334,7 @@ class GeneratedImage:
     @property
     def reference(self) -> str:
         """What ``return_url=True`` returns: the URL as is, else a data URI."""
-        if self.url and self._spool is None:
+        if self.url:
             if self.is_data_uri:
                 self.mime_type  # noqa: B018 - a data URI must carry image data
             return self.url
@@ -427,8 +431,8 @@ def parse_response(
     *,
     prompt: str | None = None,
     model: str | None = None,
-    timeout: float = 600.0,
-    max_bytes: int = 100 * 1024 * 1024,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     spools: Spools | None = None,
 ) -> GeneratedImages:
     """Collect every image of a litellm ``ImageResponse`` (or a look-alike).

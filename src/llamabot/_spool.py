@@ -56,7 +56,6 @@ class Spools:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._files: dict[str, Path] = {}
-        self._ready: set[str] = set()
         self._closed = False
 
     def create(self) -> tuple[str, Path, IO[bytes]]:
@@ -73,34 +72,27 @@ class Spools:
             raise RuntimeError("ImageBot's call already ended")
         return token, Path(name), os.fdopen(fd, "wb")
 
-    def ready(self, token: str) -> None:
-        """Mark the file behind ``token`` complete: :meth:`take` may hand it over."""
-        with self._lock:
-            if token in self._files:
-                self._ready.add(token)
-
     def discard(self, token: str) -> None:
         """Delete the file behind ``token`` now (a string that turned out not to be base64)."""
         with self._lock:
             path = self._files.pop(token, None)
-            self._ready.discard(token)
         if path is not None:
             path.unlink(missing_ok=True)
 
     def take(self, token: str) -> Path | None:
-        """Hand over the complete file behind ``token``; the caller deletes it when done."""
+        """Hand over the file behind ``token``; the caller deletes it when done.
+
+        A token only appears in a body once its file is complete, so any token
+        this call made stands for a whole image.
+        """
         with self._lock:
-            if token not in self._ready:
-                return None
-            self._ready.discard(token)
-            return self._files.pop(token)
+            return self._files.pop(token, None)
 
     def close(self) -> None:
         """Delete every file not taken; later files are refused."""
         with self._lock:
             self._closed = True
             left, self._files = list(self._files.values()), {}
-            self._ready.clear()
         for path in left:
             path.unlink(missing_ok=True)
 
@@ -158,12 +150,12 @@ class _Decoder:
         if self.quartet or (self.padded and base64.b64encode(binascii.a2b_base64(self.last)) != self.last):
             return False
         self.file.close()
-        self.spools.ready(self.token)
         return True
 
     def undo(self) -> Iterator[bytes]:
-        """Give the string back as base64 text (re-encoded) and delete the file."""
+        """Give the string back as text (its prefix, then the base64 re-encoded) and delete the file."""
         try:
+            yield self.prefix
             self.file.flush()
             with open(self.path, "rb") as file:
                 while piece := file.read(_READ_SIZE):
@@ -241,9 +233,7 @@ class Rewriter:
         """The end of the body: return what is still held (a truncated body stays truncated)."""
         out: list[bytes] = []
         if self._decoder is not None:
-            out.append(self._decoder.prefix)
-            out.extend(self._decoder.undo())
-            self._decoder = None
+            self._give_back(out)
         out.append(bytes(self._raw) + self._carry)
         self._raw.clear()
         self._carry = b""
@@ -289,20 +279,20 @@ class Rewriter:
         text = _unescape(raw[start:])
         if text is not None:
             try:
-                self._decoder = _Decoder(self.spools, prefix)
+                decoder = _Decoder(self.spools, prefix)
             except (RuntimeError, OSError):  # call over, or no usable temp folder: keep it in memory
-                text = None
-        if text is None or self._decoder is None or not self._decoder.write(text):
-            if self._decoder is not None:
-                self._decoder.abort()
-                self._decoder = None
-            self._plain = True
-            out.append(raw)
+                pass
+            else:
+                if decoder.write(text):
+                    self._decoder = decoder
+                    return
+                decoder.abort()
+        self._plain = True
+        out.append(raw)
 
     def _give_back(self, out: list[bytes]) -> None:
         """The string stopped looking like base64: emit it as text after all."""
         assert self._decoder is not None
-        out.append(self._decoder.prefix)
         out.extend(self._decoder.undo())
         self._decoder = None
         self._plain = True
@@ -313,7 +303,6 @@ class Rewriter:
             if decoder.finish():
                 out.append(decoder.prefix + decoder.token.encode("ascii"))
             else:
-                out.append(decoder.prefix)
                 out.extend(decoder.undo())
         elif not self._plain:
             out.append(bytes(self._raw))

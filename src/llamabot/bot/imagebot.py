@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn, Optional, Union
 
     from llamabot._response import GeneratedImage, GeneratedImages
+    from llamabot._spool import Spools
 
 RESPONSE_FORMATS = ("url", "b64_json")
 
@@ -46,7 +47,8 @@ class ImageBot:
     path; ``IMAGEBOT_HISTORY=1``).
     """
 
-    #: Largest image, in bytes, downloaded from a provider's URL.
+    #: Largest image, in bytes, downloaded from a provider's URL
+    #: (``_response.DEFAULT_MAX_BYTES``, written out: importing it would slow ``import llamabot``).
     max_image_bytes: int = 100 * 1024 * 1024
 
     def __init__(
@@ -544,7 +546,7 @@ class ImageBot:
         _providers.warn_dropped(self.model, dropped, stacklevel=5)
         return kwargs
 
-    def _images(self, response: Any, prompt: str, spools: Any = None) -> GeneratedImages:
+    def _images(self, response: Any, prompt: str, spools: Optional[Spools] = None) -> GeneratedImages:
         from llamabot._response import parse_response
 
         return parse_response(
