@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 
@@ -26,6 +27,16 @@ def webp(**options) -> bytes:
     return buffer.getvalue()
 
 
+def noise(fmt: str, **options) -> bytes:
+    """An image larger than the head that embedding reads: the rest is copied, not parsed."""
+    buffer = io.BytesIO()
+    side = 200
+    Image.frombytes("RGB", (side, side), random.Random(0).randbytes(side * side * 3)).save(
+        buffer, format=fmt, **options
+    )
+    return buffer.getvalue()
+
+
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
 FORMATS = {
     "png": PNG,
@@ -33,6 +44,8 @@ FORMATS = {
     "webp-lossy": WEBP,
     "webp-lossless": webp(lossless=True),
     "webp-alpha": webp(alpha=True),
+    "png-large": noise("PNG", compress_level=0),
+    "webp-large": noise("WEBP", lossless=True),
     "gif": GIF,
     "svg": SVG,
 }
@@ -61,8 +74,11 @@ def test_round_trip_every_format(provider, name):
         assert same_pixels(path.read_bytes(), original)
         with Image.open(path) as img:
             img.verify()  # a standard decoder accepts the file (chunk CRCs, segment lengths)
-    if name in ("png", "jpeg") or name.startswith("webp"):
+    if name.startswith(("png", "jpeg", "webp")):
         assert not path.with_name(path.name + ".json").exists()  # embedded, not a sidecar
+    if name.startswith("webp"):
+        data = path.read_bytes()
+        assert int.from_bytes(data[4:8], "little") == len(data) - 8  # the RIFF size counts the whole file
 
 
 def test_png_carries_a_parameters_text_chunk(provider):

@@ -9,19 +9,21 @@ atomically if another thread or process took the name first.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 import urllib.parse
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
-from llamabot._provenance import EMBEDDABLE, embed, extract
+from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan
 from llamabot._response import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from llamabot._response import GeneratedImage
 
 _CHUNK = 1 << 16
+_COPY_CHUNK = 1 << 20
 _MAX_REDIRECTS = 5
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
 
@@ -143,7 +146,7 @@ def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = 
     return b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
 
 
-def iter_file(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+def iter_file(path: Path, size: int = _COPY_CHUNK) -> Iterator[bytes]:
     """Yield a file's bytes in pieces."""
     with open(path, "rb") as file:
         while piece := file.read(size):
@@ -186,24 +189,17 @@ def _write_temp(
 ) -> tuple[Path, str]:
     """Write the image into a new temporary file in ``directory``; return it and the MIME type."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _new_temp(directory)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            head, mime = b"", None
-            for chunk in _source(image, timeout, max_bytes, deadline):
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
-                if mime is None:
-                    head += bytes(chunk[: SNIFF_BYTES - len(head)])
-                    if len(head) >= SNIFF_BYTES:
-                        mime = require_image(head, "The generated image")
-                file.write(chunk)
-            mime = mime or require_image(head, "The generated image")
-            file.flush()
-            os.fsync(file.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _temp_file(directory) as (tmp, file):
+        head, mime = b"", None
+        for chunk in _source(image, timeout, max_bytes, deadline):
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
+            if mime is None:
+                head += bytes(chunk[: SNIFF_BYTES - len(head)])
+                if len(head) >= SNIFF_BYTES:
+                    mime = require_image(head, "The generated image")
+            file.write(chunk)
+        mime = mime or require_image(head, "The generated image")
     image._mime = mime
     return tmp, mime
 
@@ -219,7 +215,7 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
         except ImportError:
             pass
         else:
-            converted = tmp.with_name(f".imagebot-{secrets.token_hex(8)}.part")
+            converted = _temp_name(tmp.parent)
             try:
                 with Image.open(tmp) as img:
                     out = img.convert("RGB") if wanted == "image/jpeg" and img.mode not in ("RGB", "L") else img
@@ -240,42 +236,53 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
     return tmp, mime
 
 
-def _new_temp(directory: Path) -> tuple[Path, int]:
-    tmp = directory / f".imagebot-{secrets.token_hex(8)}.part"
+def _temp_name(directory: Path) -> Path:
+    return directory / f".imagebot-{secrets.token_hex(8)}.part"
+
+
+@contextlib.contextmanager
+def _temp_file(directory: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    """A new temporary file in ``directory``, open for writing: on disk when the block ends, gone if it fails."""
+    tmp = _temp_name(directory)
     # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
-    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-
-
-def _write_bytes_temp(directory: Path, data: bytes) -> Path:
-    tmp, fd = _new_temp(directory)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            yield tmp, file
             file.flush()
             os.fsync(file.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return tmp
 
 
 def _embed(tmp: Path, mime: str, provenance: dict[str, Any] | None) -> tuple[Path, bool]:
-    """Embed provenance into the temporary file; return it and whether a sidecar is needed instead."""
+    """Embed provenance into the temporary file; return it and whether a sidecar is needed instead.
+
+    Only the file's start is read and rewritten; the rest is copied as it is.
+    """
     if provenance is None:
         return tmp, False
-    if mime in EMBEDDABLE:
-        embedded = embed(tmp.read_bytes(), mime, provenance)
-        if embedded is not None:
-            out = _write_bytes_temp(tmp.parent, embedded)
-            tmp.unlink()
-            return out, False
-    return tmp, True
+    if mime not in EMBEDDABLE:
+        return tmp, True
+    with open(tmp, "rb") as source:
+        planned = plan(source.read(HEAD_BYTES), os.fstat(source.fileno()).st_size, mime, provenance)
+        if planned is None:
+            return tmp, True
+        keep_from, head, tail = planned
+        with _temp_file(tmp.parent) as (out, file):
+            file.write(head)
+            source.seek(keep_from)
+            shutil.copyfileobj(source, file, _COPY_CHUNK)
+            file.write(tail)
+    tmp.unlink()
+    return out, False
 
 
 def _write_sidecar(path: Path, provenance: dict[str, Any]) -> None:
     """Write ``<file>.json`` beside an image that cannot carry its provenance inside."""
-    data = json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8")
-    tmp = _write_bytes_temp(path.parent, data)
+    with _temp_file(path.parent) as (tmp, file):
+        file.write(json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8"))
     os.replace(tmp, sidecar_path(path))
 
 

@@ -63,6 +63,36 @@ def _xmp_packet(meta: dict[str, Any]) -> bytes:
     ).encode()
 
 
+#: How much of a file's start :func:`plan` needs (a JPEG's APP0 segment is at most 64 KB).
+HEAD_BYTES = 0x10000 + 16
+
+#: How to embed: replace the file's first ``keep_from`` bytes with ``head``, then append ``tail``.
+Plan = tuple[int, bytes, bytes]
+
+
+def plan(head: bytes, size: int, mime: str, meta: dict[str, Any]) -> Plan | None:
+    """Where ``meta`` goes in a file, from its first bytes only, or ``None`` if it cannot go in.
+
+    The rest of the file is copied unchanged, so an image of any size is never read whole.
+
+    :param head: The file's first :data:`HEAD_BYTES` bytes (or all of it, if shorter).
+    :param size: The file's size in bytes.
+    :param mime: Its MIME type.
+    :param meta: JSON-serialisable provenance.
+    :return: ``(keep_from, head, tail)``: the new file is ``head + file[keep_from:] + tail``.
+    """
+    try:
+        if mime == "image/png":
+            return _plan_png(head, meta)
+        if mime == "image/jpeg":
+            return _plan_jpeg(head, meta)
+        if mime == "image/webp":
+            return _plan_webp(head, size, meta)
+    except (ValueError, struct.error, IndexError):
+        return None
+    return None
+
+
 def embed(data: bytes, mime: str, meta: dict[str, Any]) -> bytes | None:
     """Return ``data`` with ``meta`` embedded, or ``None`` if this format cannot carry it here.
 
@@ -71,39 +101,40 @@ def embed(data: bytes, mime: str, meta: dict[str, Any]) -> bytes | None:
     :param meta: JSON-serialisable provenance.
     :return: The new file's bytes; the image data inside is unchanged.
     """
-    try:
-        if mime == "image/png":
-            return _embed_png(data, meta)
-        if mime == "image/jpeg":
-            return _embed_jpeg(data, meta)
-        if mime == "image/webp":
-            return _embed_webp(data, meta)
-    except (ValueError, struct.error, IndexError):
+    planned = plan(data[:HEAD_BYTES], len(data), mime, meta)
+    if planned is None:
         return None
-    return None
+    keep_from, head, tail = planned
+    return head + data[keep_from:] + tail
 
 
-def _embed_png(data: bytes, meta: dict[str, Any]) -> bytes:
-    if not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+def _within(head: bytes, end: int) -> int:
+    if end > len(head):
+        raise ValueError("header beyond the bytes read")
+    return end
+
+
+def _plan_png(head: bytes, meta: dict[str, Any]) -> Plan:
+    if not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         raise ValueError("not a PNG")
-    end_of_ihdr = 8 + 8 + struct.unpack(">I", data[8:12])[0] + 4
+    end_of_ihdr = _within(head, 8 + 8 + struct.unpack(">I", head[8:12])[0] + 4)
     text = b"parameters\x00" + parameters_text(meta).encode("latin-1", "replace")
     itxt = KEY.encode() + b"\x00\x00\x00\x00\x00" + json.dumps(meta, ensure_ascii=False).encode("utf-8")
     chunks = _png_chunk(b"tEXt", text) + _png_chunk(b"iTXt", itxt)
-    return data[:end_of_ihdr] + chunks + data[end_of_ihdr:]
+    return end_of_ihdr, head[:end_of_ihdr] + chunks, b""
 
 
-def _embed_jpeg(data: bytes, meta: dict[str, Any]) -> bytes:
-    if not data.startswith(b"\xff\xd8"):
+def _plan_jpeg(head: bytes, meta: dict[str, Any]) -> Plan:
+    if not head.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG")
     segment = _XMP_HEADER + _xmp_packet(meta)
     if len(segment) + 2 > 0xFFFF:
         raise ValueError("XMP too large for one APP1 segment")
     app1 = b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment
     position = 2
-    if data[2:4] == b"\xff\xe0":  # keep JFIF's APP0 first, as readers expect
-        position = 4 + struct.unpack(">H", data[4:6])[0]
-    return data[:position] + app1 + data[position:]
+    if head[2:4] == b"\xff\xe0":  # keep JFIF's APP0 first, as readers expect
+        position = _within(head, 4 + struct.unpack(">H", head[4:6])[0])
+    return position, head[:position] + app1, b""
 
 
 def _webp_canvas(data: bytes) -> tuple[int, int, int]:
@@ -122,21 +153,21 @@ def _webp_canvas(data: bytes) -> tuple[int, int, int]:
     raise ValueError("unknown WEBP layout")
 
 
-def _embed_webp(data: bytes, meta: dict[str, Any]) -> bytes:
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+def _plan_webp(head: bytes, size: int, meta: dict[str, Any]) -> Plan:
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
         raise ValueError("not a WEBP")
     xmp = _xmp_packet(meta)
     xmp_chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + (b"\x00" if len(xmp) % 2 else b"")
-    if data[12:16] == b"VP8X":
-        flags = data[20] | 0x04
-        body = data[12:20] + bytes([flags]) + data[21:]
+    if head[12:16] == b"VP8X":
+        keep_from = _within(head, 21)
+        start = head[12:20] + bytes([head[20] | 0x04])  # the XMP flag
     else:
-        width, height, alpha = _webp_canvas(data)
-        vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x04 | alpha, 0, 0, 0])
-        vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-        body = vp8x + data[12:]
-    body += xmp_chunk
-    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+        width, height, alpha = _webp_canvas(head)
+        keep_from = 12
+        start = b"VP8X" + struct.pack("<I", 10) + bytes([0x04 | alpha, 0, 0, 0])
+        start += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body_size = len(start) + (size - keep_from) + len(xmp_chunk)
+    return keep_from, b"RIFF" + struct.pack("<I", 4 + body_size) + b"WEBP" + start, xmp_chunk
 
 
 def extract(data: bytes) -> dict[str, Any] | None:
