@@ -18,13 +18,14 @@ CANARY = "sk-canary-cli-0123456789abcdef"
 
 
 def imagebot(provider, *args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m llamabot` with the fake provider's base URL and a canary key."""
+    """Run `python -m llamabot` with the fake provider's base URL and a canary key (``env`` None values unset)."""
     environment = {
         **os.environ,
         "OPENAI_API_KEY": CANARY,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         **(env or {}),
     }
+    environment = {name: value for name, value in environment.items() if value is not None}
     command = [sys.executable, "-m", "llamabot", *args]
     if provider is not None:
         command += ["--api-base", provider.base]
@@ -87,7 +88,7 @@ def test_failing_provider_exits_1_with_one_clear_line(provider):
 def test_missing_key_names_the_environment_variable(provider):
     """Without a key the error says which variable to set."""
     provider.gpt_image([PNG])
-    run = imagebot(provider, "A fox", env={"OPENAI_API_KEY": ""})
+    run = imagebot(provider, "A fox", env={"OPENAI_API_KEY": None})
     assert run.returncode == 1
     assert "OPENAI_API_KEY" in run.stderr and "Traceback" not in run.stderr
     assert provider.received == []  # refused locally, never retried against the server

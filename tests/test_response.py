@@ -97,8 +97,7 @@ def test_parse_response_keeps_every_image_revised_prompt_and_cost():
             ImageObject(b64_json=b64(JPEG)),
         ]
     )
-    response._hidden_params = {"response_cost": 0.04}
-    images = parse_response(response, prompt="A cat", model="gpt-image-1")
+    images = parse_response(response, prompt="A cat", model="gpt-image-1", cost=0.04)
     assert [i.url for i in images] == ["https://example.invalid/a.png", None]
     assert images[0].revised_prompt == "A better cat" and images[0].is_remote
     assert images[1].mime_type == "image/jpeg"

@@ -1,6 +1,6 @@
 """A real litellm talks to a local server impersonating each provider.
 
-These tests pin what litellm (tested: 1.106.2) really sends and returns; when a
+These tests pin what litellm (1.106.2 and 1.110.2, both ends CI tests) really sends and returns; when a
 new litellm release changes a provider's wire shape, they are the ones that fail.
 """
 

@@ -6,6 +6,7 @@ Importing this package loads neither litellm nor requests; they load on first us
 from __future__ import annotations
 
 from llamabot._exceptions import (
+    DependencyChangedWarning,
     HistoryWarning,
     ImageDownloadError,
     ImageFormatWarning,
@@ -29,6 +30,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "DependencyChangedWarning",
     "GeneratedImage",
     "GeneratedImages",
     "HistoryWarning",

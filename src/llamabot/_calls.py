@@ -9,6 +9,7 @@ calls only, and waits for each attempt no longer than the time left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import email.utils
 import random
@@ -36,12 +37,18 @@ def turn_off_sdk_retries() -> bool:
 
     :return: Whether the override is in place (False if the SDK changed shape).
     """
-    try:
-        from openai._models import FinalRequestOptions
-    except ImportError:
-        return False
-    original = getattr(FinalRequestOptions, "get_max_retries", None)
+    options: Any = None
+    with contextlib.suppress(ImportError):
+        from openai._models import FinalRequestOptions as options
+    original = getattr(options, "get_max_retries", None)
     if original is None:
+        from llamabot._providers import warn_changed
+
+        warn_changed(
+            "the per-request retry count ImageBot turns off (FinalRequestOptions.get_max_retries)",
+            "the SDK's own retries on top of ImageBot's (up to 3 x (num_retries + 1) attempts on OpenAI)",
+            package="openai",
+        )
         return False
     if getattr(original, "_imagebot", False):
         return True
@@ -50,7 +57,7 @@ def turn_off_sdk_retries() -> bool:
         return 0 if _sdk_retries_off.get() else original(self, max_retries)
 
     get_max_retries._imagebot = True  # type: ignore[attr-defined]
-    FinalRequestOptions.get_max_retries = get_max_retries  # type: ignore[method-assign]
+    options.get_max_retries = get_max_retries
     return True
 
 
@@ -67,44 +74,38 @@ _NOT_TRANSIENT = re.compile(r"missing credentials|api[_ ]?key|credentials? (are|
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a failed attempt is worth retrying: 429, 5xx gateways, dropped connections, timeouts."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
+    """Whether a failed attempt is worth retrying: 429, 5xx gateways, dropped connections, timeouts.
+
+    Decided on litellm's public exception classes (every provider's errors are mapped to them).
+    """
+    import litellm  # already imported: a request was made
+
+    errors = litellm.exceptions
     # litellm reports a missing key as a 500 on the OpenAI path: retrying cannot help.
-    if "ContentPolicyViolationError" in names or _NOT_TRANSIENT.search(str(exc)):
+    if isinstance(exc, errors.ContentPolicyViolationError) or _NOT_TRANSIENT.search(str(exc)):
         return False
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        if status in TRANSIENT_STATUS:
-            return "APIConnectionError" not in names or _network_cause(exc)
-        if status < 500 and "APIConnectionError" not in names and "Timeout" not in names:
-            return False
-    if names & {"Timeout", "APITimeoutError"}:
+    if isinstance(exc, (errors.Timeout, errors.RateLimitError)):
         return True
-    return "APIConnectionError" in names and _network_cause(exc)
+    if isinstance(exc, errors.APIConnectionError):
+        return _network_cause(exc)
+    if isinstance(exc, (errors.InternalServerError, errors.ServiceUnavailableError, errors.BadGatewayError)):
+        return True
+    if isinstance(exc, errors.APIError):  # azure and openrouter report a 5xx as a plain APIError
+        return getattr(exc, "status_code", None) in TRANSIENT_STATUS
+    return _is_network_error(exc)
 
 
-_NETWORK_ERRORS = frozenset(
-    {
-        "TransportError",
-        "ConnectError",
-        "ReadError",
-        "ReadTimeout",
-        "ConnectTimeout",
-        "RemoteProtocolError",
-        "ClientConnectionError",
-        "ServerDisconnectedError",
-        "APIConnectionError",
-        "APITimeoutError",
-    }
-)
+def _is_network_error(exc: BaseException) -> bool:
+    import httpx
+    import openai
+
+    return isinstance(exc, (ConnectionError, TimeoutError, httpx.TransportError, openai.APIConnectionError))
 
 
 def _network_cause(exc: BaseException) -> bool:
     """Whether a litellm APIConnectionError really came from the network (not a local bug)."""
-    for inner in _chain(exc)[1:]:
-        names = {cls.__name__ for cls in type(inner).__mro__}
-        if isinstance(inner, (ConnectionError, TimeoutError)) or names & _NETWORK_ERRORS:
-            return True
+    if any(_is_network_error(inner) for inner in _chain(exc)[1:]):
+        return True
     text = str(exc).lower()
     return any(hint in text for hint in ("connection", "timed out", "timeout", "disconnected", "reset by peer"))
 

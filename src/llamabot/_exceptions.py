@@ -14,7 +14,8 @@ its own::
     ├── RetiredModelWarning     the model was shut down by its provider
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
     ├── ImageFormatWarning      saved bytes do not match the file's extension
-    └── HistoryWarning          a generation could not be recorded in the history
+    ├── HistoryWarning          a generation could not be recorded in the history
+    └── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
 """
 
 from __future__ import annotations
@@ -46,3 +47,7 @@ class ImageFormatWarning(UserWarning):
 
 class HistoryWarning(UserWarning):
     """A generation could not be recorded in the history database."""
+
+
+class DependencyChangedWarning(UserWarning):
+    """litellm no longer offers something ImageBot relies on; ImageBot fell back to documented behaviour."""

@@ -15,12 +15,13 @@ import functools
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llamabot._exceptions import NoImageError, UnsupportedSettingWarning
+from llamabot._exceptions import DependencyChangedWarning, NoImageError, UnsupportedSettingWarning
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 # The OpenAI parameters litellm checks against a model's supported list
 # (``default_params`` in ``litellm.utils.get_optional_params_image_gen``).
@@ -72,6 +73,68 @@ def load_litellm() -> Any:
     return litellm
 
 
+_warned: set[str] = set()
+
+
+def warn_changed(what: str, fallback: str, package: str = "litellm") -> None:
+    """Say once per process that a dependency no longer offers something ImageBot relies on."""
+    if what in _warned:
+        return
+    _warned.add(what)
+    from importlib.metadata import version
+
+    warnings.warn(
+        f"{package} {version(package)} no longer offers {what}; ImageBot falls back to {fallback}. "
+        f"Please report this to llamabot-imagebot with the {package} version.",
+        DependencyChangedWarning,
+        stacklevel=3,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def ensure_routable(model: str) -> None:
+    """Make litellm route a bare ``dall-e-2``/``dall-e-3`` to OpenAI again, once per process.
+
+    litellm 1.110 dropped both names from its model table, so a bare name fails with
+    "LLM Provider NOT provided" before any request (``openai/dall-e-3`` still routes).
+    Registering them through litellm's public ``register_model`` restores the routing
+    of litellm 1.106 without adding a keyword argument to the call.
+    """
+    if model not in RETIRED_OPENAI_MODELS:
+        return
+    litellm = load_litellm()
+    if model in getattr(litellm, "openai_image_generation_models", ()) or model in litellm.model_cost:
+        return  # litellm <= 1.109 lists them itself
+    import inspect
+
+    entry = {model: {"litellm_provider": "openai", "mode": "image_generation"}}
+    # custom_llm_provider (litellm >= 1.110) keeps register_model from probing the unknown name,
+    # which prints litellm's "Provider List" banner.
+    scoped = "custom_llm_provider" in inspect.signature(litellm.register_model).parameters
+    litellm.register_model(entry, **({"custom_llm_provider": "openai"} if scoped else {}))
+
+
+def response_cost(response: Any, model: str) -> float | None:
+    """What litellm says ``response`` cost in USD, or ``None`` where it does not price it.
+
+    litellm puts the price on every response it makes (``_hidden_params["response_cost"]``,
+    as its cost-tracking docs show). Should a litellm response stop carrying it, the
+    public ``litellm.completion_cost`` prices it instead, with a warning.
+    """
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, Mapping):
+        cost = hidden.get("response_cost")
+        return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+    litellm = load_litellm()
+    if not isinstance(response, litellm.ImageResponse):
+        return None  # a stand-in answer (a patched litellm.image_generation): nothing priced it
+    warn_changed("the response cost on ImageResponse._hidden_params", "litellm.completion_cost()")
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model))
+    except Exception:
+        return None
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a keyword argument's name suggests it holds a credential."""
     return bool(_SECRET_NAME.search(name))
@@ -89,11 +152,26 @@ def provider_of(model: str, custom_llm_provider: str | None = None) -> tuple[str
     return name, str(provider)
 
 
+# What litellm's image configs accept per provider (litellm 1.106.2, see shared/PROVIDERS.md):
+# used only when litellm no longer answers the question itself.
+_FALLBACK_PARAMS: dict[str, frozenset[str]] = {
+    "openrouter": frozenset({"size", "quality", "n"}),
+    "recraft": frozenset({"n", "response_format", "size", "style"}),
+    "vertex_ai": frozenset({"n", "size"}),
+    "gemini": frozenset({"n", "size"}),
+    "bedrock": frozenset({"n", "size", "quality"}),
+    "azure": frozenset({"n", "quality", "size", "user"}),
+}
+
+
 @functools.lru_cache(maxsize=256)
 def supported_params(
     model: str, custom_llm_provider: str | None = None, base_model: str | None = None
 ) -> frozenset[str] | None:
-    """Return the OpenAI image parameters litellm lets ``model`` take, or ``None`` for "any".
+    """Return the OpenAI image parameters ``model`` takes, or ``None`` for "any".
+
+    OpenAI's own image models (bare, ``openai/``, and Azure deployments of them) follow
+    OpenAI's published rules; every other model what litellm's image config for it says.
 
     :param model: The litellm model string.
     :param custom_llm_provider: litellm's provider override, if given.
@@ -101,27 +179,42 @@ def supported_params(
     :return: The accepted parameter names, or ``None`` when litellm checks nothing
         for this model (OpenAI-compatible providers) or the lookup fails.
     """
+    documented = openai_params(model, custom_llm_provider, base_model)
+    if documented is not None:
+        return documented
     routed = provider_of(model, custom_llm_provider)
     if routed is None:
         return None
     name, provider = routed
-    name = base_model or name
-    litellm = load_litellm()
+    return litellm_params(base_model or name, provider)
 
+
+def litellm_params(name: str, provider: str) -> frozenset[str] | None:
+    """What litellm's image config for ``provider`` lets ``name`` take, or ``None`` for "any".
+
+    litellm has no public function for this (``get_supported_openai_params`` knows no
+    image requests), so its config classes are asked; if they are gone or changed, the
+    table litellm 1.106.2 had is used, with a :class:`DependencyChangedWarning`.
+    """
+    litellm = load_litellm()
     try:
-        config = litellm.ProviderConfigManager.get_provider_image_generation_config(
-            model=name, provider=litellm.LlmProviders(provider)
-        )
-        if config is not None:
-            return frozenset(config.get_supported_openai_params(model=name))
+        provider_enum = litellm.LlmProviders(provider)
+    except ValueError:
+        return _FALLBACK_PARAMS.get(provider)  # a provider litellm does not list: nothing to check
+    try:
+        if provider == "vertex_ai":
+            return frozenset({"n", "size"})  # hard-coded in litellm's get_optional_params_image_gen
         if provider == "bedrock":
             config_class = litellm.BedrockImageGeneration.get_config_class(model=name)
             return frozenset(config_class.get_supported_openai_params(model=name))
-        if provider == "vertex_ai":
-            return frozenset({"n", "size"})
+        config = litellm.ProviderConfigManager.get_provider_image_generation_config(model=name, provider=provider_enum)
+        return None if config is None else frozenset(config.get_supported_openai_params(model=name))
     except Exception:
-        return None
-    return None
+        warn_changed(
+            "the image-parameter lookup ImageBot uses (ProviderConfigManager)",
+            "its own table of what each provider accepts",
+        )
+        return _FALLBACK_PARAMS.get(provider)
 
 
 def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -132,6 +225,7 @@ def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dic
     :param extra: The bot's ``image_generation_kwargs``, forwarded as given.
     :return: The kwargs, and the explicit settings dropped because the model refuses them.
     """
+    ensure_routable(settings["model"])
     kwargs = {key: value for key, value in settings.items() if value is not None}
     # num_retries is litellm's name, but its image generation ignores it: ImageBot retries.
     kwargs.update({key: value for key, value in extra.items() if key != "num_retries"})
@@ -181,22 +275,104 @@ def is_retired(model: str) -> bool:
     return openai_model(model) in RETIRED_OPENAI_MODELS
 
 
-# OpenAI's per-model rules for /images/generations (its published API reference).
+# OpenAI's per-model rules for /images/generations (its published API reference);
+# "params" are the checked OpenAI parameters each model takes.
 _OPENAI_RULES: dict[str, dict[str, Any]] = {
     "dall-e-3": {
         "n": (1, 1),
         "size": {"1024x1024", "1792x1024", "1024x1792"},
         "quality": {"standard", "hd"},
         "prompt": 4000,
+        "params": frozenset({"n", "quality", "response_format", "size", "style", "user"}),
     },
-    "dall-e-2": {"n": (1, 10), "size": {"256x256", "512x512", "1024x1024"}, "quality": {"standard"}, "prompt": 1000},
+    "dall-e-2": {
+        "n": (1, 10),
+        "size": {"256x256", "512x512", "1024x1024"},
+        "quality": {"standard"},
+        "prompt": 1000,
+        "params": frozenset({"n", "quality", "response_format", "size", "user"}),
+    },
     "gpt-image": {
         "n": (1, 10),
         "size": {"auto", "1024x1024", "1536x1024", "1024x1536"},
         "quality": {"low", "medium", "high", "auto"},
         "prompt": 32000,
+        "params": frozenset({"n", "quality", "size", "user"}),
     },
 }
+
+
+def openai_params(
+    model: str, custom_llm_provider: str | None = None, base_model: str | None = None
+) -> frozenset[str] | None:
+    """The checked parameters OpenAI documents for ``model``, if it is one of OpenAI's image models.
+
+    Covers bare and ``openai/`` names, and Azure deployments of DALL-E (a deployment
+    named like ``dalle3``, or ``base_model="dall-e-3"``), as litellm 1.106 routed them.
+    """
+    if model.startswith("azure/") or custom_llm_provider == "azure":
+        name = openai_model(base_model) if base_model else None
+        if name is None and "dalle3" in model.lower().replace("-", ""):
+            name = "dall-e-3"
+        if name not in RETIRED_OPENAI_MODELS:
+            return None  # other Azure deployments: litellm's own rules
+    elif custom_llm_provider not in (None, "openai"):
+        return None
+    else:
+        name = openai_model(base_model or model)
+    found = _rules(name or "", None)
+    return found[1]["params"] if found else None
+
+
+def body_fallback(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The same request for a litellm that refuses parameters OpenAI documents, or ``None``.
+
+    litellm 1.110 removed its DALL-E image configs: every OpenAI and Azure image model
+    now gets gpt-image rules, which refuse ``response_format`` and ``style`` before any
+    request. Those parameters are still part of OpenAI's API for DALL-E, so they move
+    into ``extra_body``, which litellm sends unchecked: the body on the wire is the same.
+    """
+    if kwargs.get("drop_params") is False:
+        return None  # the user asked for litellm's strict behaviour
+    documented = openai_params(kwargs["model"], kwargs.get("custom_llm_provider"), kwargs.get("base_model"))
+    moved = {k: kwargs[k] for k in CHECKED_PARAMS if documented and k in documented and kwargs.get(k) is not None}
+    if not moved:
+        return None
+    rest = {k: v for k, v in kwargs.items() if k not in moved}
+    return {**rest, "extra_body": {**moved, **(kwargs.get("extra_body") or {})}}
+
+
+def tolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``litellm.image_generation`` that retries once with :func:`body_fallback` when litellm refuses a parameter.
+
+    The refusal happens before any request, so nothing is sent twice.
+    """
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except load_litellm().UnsupportedParamsError:
+            fallback = body_fallback(kwargs)
+            if fallback is None:
+                raise
+        return fn(**fallback)
+
+    return call
+
+
+def atolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`tolerant` for ``litellm.aimage_generation``."""
+
+    async def call(**kwargs: Any) -> Any:
+        try:
+            return await fn(**kwargs)
+        except load_litellm().UnsupportedParamsError:
+            fallback = body_fallback(kwargs)
+            if fallback is None:
+                raise
+        return await fn(**fallback)
+
+    return call
 
 
 def _rules(model: str, base_model: str | None) -> tuple[str, dict[str, Any]] | None:
@@ -297,11 +473,12 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     _scrub_exception(exc, hidden)
     text = str(exc)
     notes = getattr(exc, "__notes__", [])
-    retired = is_retired(model) and ("model_not_found" in text or type(exc).__name__ == "NotFoundError")
+    litellm = load_litellm()
+    retired = is_retired(model) and ("model_not_found" in text or isinstance(exc, litellm.NotFoundError))
     if retired and REPLACEMENT_HINT not in notes:
         add_note(exc, REPLACEMENT_HINT)
     status = getattr(exc, "status_code", None)
-    if type(exc).__name__ == "AuthenticationError" or status == 401 or "api_key" in text.lower():
+    if isinstance(exc, litellm.AuthenticationError) or status == 401 or "api_key" in text.lower():
         routed = provider_of(model, extra.get("custom_llm_provider"))
         env = KEY_ENV_VARS.get(routed[1]) if routed else None
         hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None

@@ -410,12 +410,6 @@ class GeneratedImages(list[GeneratedImage]):
         return gallery_html(self)
 
 
-def _cost(response: Any) -> float | None:
-    hidden = getattr(response, "_hidden_params", None)
-    cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
-    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-
-
 def _items(response: Any) -> list[Any]:
     data = _field(response, "data")
     if isinstance(data, (list, tuple)):
@@ -434,6 +428,7 @@ def parse_response(
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
     spools: Spools | None = None,
+    cost: float | None = None,
 ) -> GeneratedImages:
     """Collect every image of a litellm ``ImageResponse`` (or a look-alike).
 
@@ -443,10 +438,11 @@ def parse_response(
     :param timeout: Seconds a later download of a URL image may wait at each step.
     :param max_bytes: Largest download accepted for a URL image.
     :param spools: The call's spooled images, for base64 strings that were moved to files.
+    :param cost: What the response cost in USD, where known.
     :return: The images, at least one.
     :raises NoImageError: If the response holds no image.
     """
-    images = GeneratedImages(cost=_cost(response), model=model, prompt=prompt)
+    images = GeneratedImages(cost=cost, model=model, prompt=prompt)
     for item in _items(response):
         url, b64 = _text(_field(item, "url")), _text(_field(item, "b64_json"))
         spool = _spooled(b64 or url, spools)

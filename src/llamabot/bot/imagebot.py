@@ -463,7 +463,7 @@ class ImageBot:
             try:
                 # Looked up at call time so that mocker.patch("litellm.image_generation") works.
                 response = _calls.call(
-                    litellm.image_generation,
+                    _providers.tolerant(litellm.image_generation),
                     kwargs,
                     timeout=self.timeout,
                     num_retries=self._num_retries(),
@@ -485,7 +485,7 @@ class ImageBot:
         with _spool.spooling(to_file) as spools:
             try:
                 response = await _calls.acall(
-                    litellm.aimage_generation,
+                    _providers.atolerant(litellm.aimage_generation),
                     kwargs,
                     timeout=self.timeout,
                     num_retries=self._num_retries(),
@@ -547,6 +547,7 @@ class ImageBot:
         return kwargs
 
     def _images(self, response: Any, prompt: str, spools: Optional[Spools] = None) -> GeneratedImages:
+        from llamabot import _providers
         from llamabot._response import parse_response
 
         return parse_response(
@@ -556,6 +557,7 @@ class ImageBot:
             timeout=self.timeout,
             max_bytes=self.max_image_bytes,
             spools=spools,
+            cost=_providers.response_cost(response, self.model),
         )
 
     def _deliver(
