@@ -211,7 +211,11 @@ print(json.dumps({{"growth": peak - before, "size": path.stat().st_size}}))
 
 
 def memory(fake: FakeProvider, kind: str, model: str, limit: float, factor_of_image: bool) -> dict:
-    """Peak RSS growth while saving a 48 MB image, in a fresh process."""
+    """Peak RSS growth while saving a 48 MB image, in a fresh process.
+
+    With ``factor_of_image``, the goal is what litellm alone holds for the same answer plus
+    ``limit`` copies of the image: ImageBot cannot spend less than litellm does.
+    """
     fields = {"model": model, "warm_base": fake.api_base("b64small"), "base": fake.api_base(kind), "prompt": PROMPT}
     # Side by side: each process's peak is its own, and this halves the wait.
     with ThreadPoolExecutor(2) as pool:
@@ -221,13 +225,14 @@ def memory(fake: FakeProvider, kind: str, model: str, limit: float, factor_of_im
         result, floor = ours.result(), alone.result()
     growth_mb = result["growth"] / 2**20
     size_mb = result["size"] / 2**20
-    bound = limit * size_mb if factor_of_image else limit
+    floor_mb = floor["growth"] / 2**20
+    bound = floor_mb + limit * size_mb if factor_of_image else limit
     return {
         "growth_mb": growth_mb,
         "image_mb": size_mb,
         "limit_mb": bound,
-        "litellm_alone_mb": floor["growth"] / 2**20,
-        "goal": f"<= {limit} x image" if factor_of_image else f"<= {limit} MB",
+        "litellm_alone_mb": floor_mb,
+        "goal": f"<= litellm alone + {limit:g} x image" if factor_of_image else f"<= {limit} MB",
         "met": growth_mb <= bound,
     }
 
@@ -408,7 +413,7 @@ def main() -> int:
             "per_call": lambda: per_call_overhead(fake, 30 if args.quick else 120),
             "batch": lambda: batch_throughput(fake),
             "memory_url": lambda: memory(fake, "url48", "dall-e-3", 8, factor_of_image=False),
-            "memory_b64": lambda: memory(fake, "b64big", "gpt-image-1", 3, factor_of_image=True),
+            "memory_b64": lambda: memory(fake, "b64big", "gpt-image-1", 1, factor_of_image=True),
             "first_call": lambda: first_call(fake, theirs, 1 if args.quick else 7),
             "default_name": lambda: default_name(fake, theirs, 3 if args.quick else 10),
         }

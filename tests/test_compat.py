@@ -171,17 +171,6 @@ def test_cost_is_read_from_litellms_response(mocker):
         assert lmb.ImageBot(model="gpt-image-1").generate("A cat").cost == 0.04
 
 
-def test_sdk_retry_switch_falls_back_with_a_warning(monkeypatch, fresh_lookups):
-    """If the OpenAI SDK loses the per-request retry count, ImageBot warns and leaves the SDK alone."""
-    from openai._models import FinalRequestOptions
-
-    from llamabot import _calls
-
-    monkeypatch.delattr(FinalRequestOptions, "get_max_retries")
-    with pytest.warns(lmb.DependencyChangedWarning, match="openai"):
-        assert _calls.turn_off_sdk_retries() is False
-
-
 @pytest.mark.parametrize(
     ("error", "transient"),
     [

@@ -244,10 +244,36 @@ def test_response_without_images_raises_value_error(mocker):
     assert list((__import__("pathlib").Path.cwd()).iterdir()) == []
 
 
-def test_default_model_is_announced_as_retired():
-    """Building the documented default tells the user dall-e-3 is gone and what to use."""
-    with pytest.warns(lmb.RetiredModelWarning, match="gpt-image-1"):
-        ImageBot()
+def test_default_bot_builds_and_calls_under_warnings_as_errors(tmp_path):
+    """A suite run with -W error can build ImageBot() and call it with litellm.image_generation patched."""
+    import subprocess
+    import sys
+
+    script = (
+        "import base64, unittest.mock as mock\n"
+        "from litellm.types.utils import ImageObject, ImageResponse\n"
+        "import llamabot as lmb\n"
+        f"png = base64.b64decode({b64(PNG)!r})\n"
+        "answer = ImageResponse(data=[ImageObject(b64_json=base64.b64encode(png).decode())])\n"
+        "with mock.patch('litellm.image_generation', return_value=answer) as patched:\n"
+        "    path = lmb.ImageBot()('A cat')\n"
+        "assert patched.call_args.kwargs['model'] == 'dall-e-3'\n"
+        "assert path.read_bytes() == png, path\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "ok"
+
+
+def test_exceptions_share_one_root_and_keep_their_builtin_bases():
+    """ImageBot's own exceptions derive from ImageBotError and from ValueError or OSError."""
+    assert issubclass(lmb.NoImageError, lmb.ImageBotError) and issubclass(lmb.NoImageError, ValueError)
+    assert issubclass(lmb.InvalidImageError, lmb.ImageBotError) and issubclass(lmb.InvalidImageError, ValueError)
+    assert issubclass(lmb.ImageDownloadError, lmb.ImageBotError) and issubclass(lmb.ImageDownloadError, OSError)
+    assert not issubclass(litellm.APIError, lmb.ImageBotError)
 
 
 def test_current_model_raises_no_retirement_warning(recwarn):

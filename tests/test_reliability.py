@@ -57,16 +57,18 @@ def test_transient_failures_are_retried_then_succeed(provider, status):
     assert path.read_bytes() == PNG
 
 
-@pytest.mark.parametrize("retries", [0, 1, 3])
-def test_openai_path_makes_exactly_num_retries_plus_one_attempts(provider, retries):
-    """The OpenAI SDK's own two retries are off: attempts are exactly num_retries + 1.
+@pytest.mark.parametrize(("retries", "attempts"), [(0, 3), (1, 3), (2, 3), (3, 6), (5, 6)])
+def test_openai_path_attempts_cover_num_retries_in_whole_sdk_rounds(provider, retries, attempts):
+    """The OpenAI SDK retries twice on its own and ImageBot leaves it alone: a call makes 3 attempts.
 
-    This fails if a litellm or openai upgrade brings the SDK's hidden retries back.
+    ImageBot calls litellm as many times as needed to cover num_retries + 1 attempts,
+    so the default (2 retries) is exactly 3 attempts. This fails if an upgrade changes
+    how many attempts the SDK path makes.
     """
     scripted(provider, "/images/generations", [failure(500, **{"Retry-After": "0"})])
     with pytest.raises(litellm.InternalServerError):
         gpt_bot(provider, num_retries=retries)("A fox")
-    assert len(provider.calls("/images/generations")) == retries + 1
+    assert len(provider.calls("/images/generations")) == attempts
 
 
 def test_num_retries_is_consumed_not_forwarded(mocker):
@@ -89,7 +91,7 @@ def test_num_retries_is_consumed_not_forwarded(mocker):
     ],
 )
 def test_other_providers_are_retried_too(provider, model, path, extra):
-    """Providers litellm never retries get num_retries + 1 attempts as well."""
+    """Providers litellm never retries (Azure included) get num_retries + 1 attempts as well."""
     scripted(provider, path, [failure(503, **{"Retry-After": "0"})])
     bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", num_retries=1, **extra)
     with pytest.raises(openai.APIError):
@@ -131,12 +133,23 @@ def test_retry_after_is_honoured(provider):
 
 
 def test_retry_after_beyond_the_budget_gives_up_at_once(provider):
-    """A wait that would overrun the timeout is not taken: the error comes back immediately."""
-    scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "30"})])
+    """Where ImageBot owns the retries, a wait that would overrun the timeout is not taken."""
+    scripted(provider, "/v1/images/generations", [failure(429, **{"Retry-After": "30"})])
+    bot = lmb.ImageBot(model="recraft/recraftv3", api_base=provider.base, api_key="k-test", timeout=5)
     start = time.monotonic()
     with pytest.raises(litellm.RateLimitError):
-        gpt_bot(provider, timeout=5)("A fox")
+        bot("A fox")
     assert time.monotonic() - start < 3
+    assert len(provider.calls("/v1/images/generations")) == 1
+
+
+def test_openai_sdk_retries_stay_within_the_timeout(provider):
+    """On the OpenAI path the SDK waits out Retry-After itself; the call still ends at its timeout."""
+    scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "30"})])
+    start = time.monotonic()
+    with pytest.raises(litellm.Timeout, match="gave up"):
+        gpt_bot(provider, timeout=3)("A fox")
+    assert time.monotonic() - start < 4.5
     assert len(provider.calls("/images/generations")) == 1
 
 
@@ -316,3 +329,28 @@ def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert list(out.iterdir()) == []
+
+
+def test_users_own_openai_and_httpx_calls_are_untouched_during_an_imagebot_call(provider, mocker):
+    """Code running inside an ImageBot call (a litellm callback, say) gets the SDK's own retries and plain httpx."""
+    import httpx
+    from litellm.types.utils import ImageObject, ImageResponse
+    from openai._models import FinalRequestOptions
+
+    scripted(provider, "/user/images/generations", [failure(500, **{"Retry-After": "0"})])
+    provider.json_route("/user/big.json", {"b64_json": b64(PNG) * 4}, method="GET")
+    before = (dict(vars(httpx.Response)), dict(vars(FinalRequestOptions)))
+    seen = {}
+
+    def users_code_inside_the_call(**kwargs):
+        client = openai.OpenAI(api_key="sk-user", base_url=provider.base + "/user", max_retries=2)
+        with pytest.raises(openai.InternalServerError):
+            client.images.generate(model="gpt-image-1", prompt="theirs")
+        seen["body"] = httpx.get(provider.base + "/user/big.json").json()["b64_json"]
+        return ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
+
+    mocker.patch("litellm.image_generation", side_effect=users_code_inside_the_call)
+    lmb.ImageBot(model="gpt-image-1")("A fox")
+    assert len(provider.calls("/user/images/generations")) == 3  # the SDK's max_retries=2, as the user set it
+    assert seen["body"] == b64(PNG) * 4
+    assert (dict(vars(httpx.Response)), dict(vars(FinalRequestOptions))) == before

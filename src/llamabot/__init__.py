@@ -8,6 +8,7 @@ from __future__ import annotations
 from llamabot._exceptions import (
     DependencyChangedWarning,
     HistoryWarning,
+    ImageBotError,
     ImageDownloadError,
     ImageFormatWarning,
     InvalidImageError,
@@ -35,6 +36,7 @@ __all__ = [
     "GeneratedImages",
     "HistoryWarning",
     "ImageBot",
+    "ImageBotError",
     "ImageDownloadError",
     "ImageFormatWarning",
     "InvalidImageError",

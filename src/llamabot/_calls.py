@@ -2,14 +2,14 @@
 
 litellm gives no such guarantees for images: ``num_retries`` is ignored, the OpenAI
 SDK path always retries twice on its own, bedrock's sync path ignores ``timeout``.
-So ImageBot runs the retry loop itself, turns the SDK's own retries off for its
-calls only, and waits for each attempt no longer than the time left.
+So ImageBot runs the retry loop itself and waits for each attempt no longer than the
+time left. It changes nothing in litellm or the SDK: where the SDK already retries,
+ImageBot counts each of its calls as that many attempts (see :func:`outer_attempts`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import email.utils
 import random
@@ -24,41 +24,17 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 20.0
 
-# Set while ImageBot calls litellm: the OpenAI SDK then makes one attempt per call.
-_sdk_retries_off: contextvars.ContextVar[bool] = contextvars.ContextVar("imagebot_sdk_retries_off", default=False)
 
+def outer_attempts(num_retries: int, attempts_per_call: int) -> int:
+    """How many times ImageBot calls litellm so that ``num_retries + 1`` attempts are made in all.
 
-def turn_off_sdk_retries() -> bool:
-    """Make the OpenAI SDK skip its own retries inside ImageBot's calls; idempotent.
-
-    litellm builds (and caches) the SDK client itself and drops ``max_retries`` for
-    images, so the only lever is the SDK's per-request retry count. Other code in
-    the process is unaffected: the override only applies while the context flag is set.
-
-    :return: Whether the override is in place (False if the SDK changed shape).
+    :param num_retries: The retries asked for.
+    :param attempts_per_call: How many attempts one litellm call makes on failure (3 on
+        the OpenAI SDK path, which retries twice itself; 1 elsewhere).
+    :return: At least 1; the total is the smallest multiple of ``attempts_per_call`` that
+        covers ``num_retries + 1``.
     """
-    options: Any = None
-    with contextlib.suppress(ImportError):
-        from openai._models import FinalRequestOptions as options
-    original = getattr(options, "get_max_retries", None)
-    if original is None:
-        from llamabot._providers import warn_changed
-
-        warn_changed(
-            "the per-request retry count ImageBot turns off (FinalRequestOptions.get_max_retries)",
-            "the SDK's own retries on top of ImageBot's (up to 3 x (num_retries + 1) attempts on OpenAI)",
-            package="openai",
-        )
-        return False
-    if getattr(original, "_imagebot", False):
-        return True
-
-    def get_max_retries(self: Any, max_retries: int) -> int:
-        return 0 if _sdk_retries_off.get() else original(self, max_retries)
-
-    get_max_retries._imagebot = True  # type: ignore[attr-defined]
-    options.get_max_retries = get_max_retries
-    return True
+    return max(1, -(-(num_retries + 1) // attempts_per_call))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -195,10 +171,10 @@ def _budget(attempt: int, kwargs: dict[str, Any], timeout: float, deadline: floa
     return left, kwargs if attempt == 0 else {**kwargs, "timeout": left}
 
 
-def _retry_wait(attempt: int, num_retries: int, exc: Exception, deadline: float) -> float | None:
+def _retry_wait(attempt: int, attempts: int, exc: Exception, deadline: float) -> float | None:
     """Seconds to wait before retrying, or None to give up and re-raise ``exc``."""
     wait = backoff(attempt, exc)
-    if attempt == num_retries or not is_transient(exc) or time.monotonic() + wait >= deadline:
+    if attempt + 1 >= attempts or not is_transient(exc) or time.monotonic() + wait >= deadline:
         return None
     return wait
 
@@ -208,50 +184,40 @@ def call(
     kwargs: dict[str, Any],
     *,
     timeout: float,
-    num_retries: int,
+    attempts: int,
     deadline: float,
     cancel: threading.Event | None = None,
 ) -> Any:
-    """Call ``fn`` (``litellm.image_generation``) with retries, all within ``deadline``."""
-    turn_off_sdk_retries()
-    token = _sdk_retries_off.set(True)
-    try:
-        for attempt in range(num_retries + 1):
-            left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
-            try:
-                finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
-            except Exception as exc:
-                wait = _retry_wait(attempt, num_retries, exc, deadline)
-                if wait is None:
-                    raise
-                time.sleep(wait)
-                continue
-            if not finished:
-                raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1)
-            return value
-    finally:
-        _sdk_retries_off.reset(token)
+    """Call ``fn`` (``litellm.image_generation``) up to ``attempts`` times, all within ``deadline``."""
+    for attempt in range(attempts):
+        left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
+        try:
+            finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
+        except Exception as exc:
+            wait = _retry_wait(attempt, attempts, exc, deadline)
+            if wait is None:
+                raise
+            time.sleep(wait)
+            continue
+        if not finished:
+            raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1)
+        return value
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def acall(
-    fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], *, timeout: float, num_retries: int, deadline: float
+    fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], *, timeout: float, attempts: int, deadline: float
 ) -> Any:
-    """Await ``fn`` (``litellm.aimage_generation``) with retries, all within ``deadline``."""
-    turn_off_sdk_retries()
-    token = _sdk_retries_off.set(True)
-    try:
-        for attempt in range(num_retries + 1):
-            left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
-            try:
-                return await asyncio.wait_for(fn(**attempt_kwargs), left)
-            except asyncio.TimeoutError:
-                raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
-            except Exception as exc:
-                wait = _retry_wait(attempt, num_retries, exc, deadline)
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
-    finally:
-        _sdk_retries_off.reset(token)
+    """Await ``fn`` (``litellm.aimage_generation``) up to ``attempts`` times, all within ``deadline``."""
+    for attempt in range(attempts):
+        left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
+        try:
+            return await asyncio.wait_for(fn(**attempt_kwargs), left)
+        except asyncio.TimeoutError:
+            raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
+        except Exception as exc:
+            wait = _retry_wait(attempt, attempts, exc, deadline)
+            if wait is None:
+                raise
+            await asyncio.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover

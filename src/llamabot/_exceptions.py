@@ -1,17 +1,17 @@
 """Exceptions and warnings raised by llamabot-imagebot itself.
 
 Provider failures keep litellm's own exception types (every one subclasses
-``openai.APIError``); ImageBot only adds notes to them. What ImageBot raises on
-its own::
+``openai.APIError``); ImageBot only adds notes to them, in one place
+(``_providers.enrich``). What ImageBot raises on its own all derives from
+:class:`ImageBotError`, and from the built-in it is::
 
-    ValueError
-    ├── NoImageError            the provider answered, but with no image
-    └── InvalidImageError       bytes, base64 or a data URI that is not an image
-    OSError
-    └── ImageDownloadError      an image URL could not be fetched
+    ImageBotError
+    ├── NoImageError (ValueError)         the provider answered, but with no image
+    ├── InvalidImageError (ValueError)    bytes, base64 or a data URI that is not an image
+    └── ImageDownloadError (OSError)      an image URL could not be fetched
 
     UserWarning
-    ├── RetiredModelWarning     the model was shut down by its provider
+    ├── RetiredModelWarning     kept for code that filters it; no longer emitted
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
     ├── ImageFormatWarning      saved bytes do not match the file's extension
     ├── HistoryWarning          a generation could not be recorded in the history
@@ -21,20 +21,28 @@ its own::
 from __future__ import annotations
 
 
-class NoImageError(ValueError):
+class ImageBotError(Exception):
+    """The root of every exception llamabot-imagebot raises itself (never of litellm's)."""
+
+
+class NoImageError(ImageBotError, ValueError):
     """The provider's response holds no image (the reference's ``ValueError``)."""
 
 
-class InvalidImageError(ValueError):
+class InvalidImageError(ImageBotError, ValueError):
     """Image data that cannot be decoded, or content that is not an image."""
 
 
-class ImageDownloadError(OSError):
+class ImageDownloadError(ImageBotError, OSError):
     """An image URL returned by the provider could not be downloaded."""
 
 
 class RetiredModelWarning(UserWarning):
-    """The chosen model has been shut down by its provider."""
+    """The chosen model has been shut down by its provider.
+
+    No longer emitted: a suite run with ``-W error`` must be able to build ``ImageBot()``.
+    The hint now rides on the provider's 404, as an exception note.
+    """
 
 
 class UnsupportedSettingWarning(UserWarning):

@@ -146,22 +146,10 @@ def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = 
     return b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
 
 
-def iter_file(path: Path, size: int = _COPY_CHUNK) -> Iterator[bytes]:
-    """Yield a file's bytes in pieces."""
-    with open(path, "rb") as file:
-        while piece := file.read(size):
-            yield piece
-
-
 def read_bytes(path: Path, limit: int = -1) -> bytes:
     """A file's bytes, or its first ``limit`` bytes."""
     with open(path, "rb") as file:
         return file.read(limit)
-
-
-def file_size(path: Path) -> int:
-    """A file's size in bytes."""
-    return path.stat().st_size
 
 
 def _source(
@@ -170,10 +158,8 @@ def _source(
     """The image's bytes in pieces: streamed from its URL or decoded from base64 as written."""
     if image._data is not None:
         return iter_chunks(image._data)
-    if image._spool is not None:
-        return iter_file(image._spool)
-    if image._b64:
-        return iter_base64(image._b64)
+    if image.b64_json:
+        return iter_base64(image.b64_json)
     if image.is_remote:
         return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
     return iter_chunks(image.data)

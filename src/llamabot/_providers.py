@@ -135,6 +135,18 @@ def response_cost(response: Any, model: str) -> float | None:
         return None
 
 
+# litellm calls these providers' image endpoints through the OpenAI SDK, which retries
+# 429, 5xx, timeouts and dropped connections twice on its own (max_retries=2) and lets
+# neither a per-call max_retries nor a passed client turn that off (litellm 1.106 to 1.110,
+# counted on a local server). Azure, though also on the SDK, makes one attempt per call.
+_SDK_PROVIDERS = frozenset({"openai", "xai"})
+
+
+def attempts_per_call(provider: str | None) -> int:
+    """How many attempts one litellm image call makes on a transient failure."""
+    return 3 if provider in _SDK_PROVIDERS else 1
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a keyword argument's name suggests it holds a credential."""
     return bool(_SECRET_NAME.search(name))

@@ -11,19 +11,15 @@ import binascii
 import re
 import unicodedata
 import urllib.parse
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llamabot._exceptions import InvalidImageError, NoImageError
-from llamabot._spool import TOKEN_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from llamabot._spool import Spools
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -195,10 +191,6 @@ def _text(value: Any) -> str | None:
 class GeneratedImage:
     """One generated image: a URL, or base64 data, as the provider returned it.
 
-    A very large base64 image received by a saving call is kept in a temporary file
-    rather than in memory (see :mod:`llamabot._spool`); it behaves the same, and the
-    file is deleted with the object.
-
     :param url: The image URL (``http(s)://`` or ``data:``), if the provider sent one.
     :param b64_json: Base64 image data, if the provider sent it.
     :param revised_prompt: The prompt as the provider rewrote it, if it did.
@@ -219,10 +211,9 @@ class GeneratedImage:
         _mime: str | None = None,
         _timeout: float = DEFAULT_TIMEOUT,
         _max_bytes: int = DEFAULT_MAX_BYTES,
-        _spool: Path | None = None,
     ) -> None:
         self.url = url
-        self._b64 = b64_json
+        self.b64_json = b64_json
         self.revised_prompt = revised_prompt
         self.prompt = prompt
         self.model = model
@@ -232,28 +223,13 @@ class GeneratedImage:
         self._timeout = _timeout
         self._max_bytes = _max_bytes
         self._bundle: dict[str, Any] | None = None
-        #: The decoded image in a temporary file this object owns (``url`` and base64 are then None).
-        self._spool = _spool
-        if _spool is not None:
-            weakref.finalize(self, _spool.unlink, missing_ok=True)
-
-    @property
-    def b64_json(self) -> str | None:
-        """Base64 image data, if the provider sent it."""
-        if self._b64 is None and self._spool is not None:
-            self._b64 = base64.b64encode(self.data).decode("ascii")
-        return self._b64
-
-    @b64_json.setter
-    def b64_json(self, value: str | None) -> None:
-        self._b64 = value
 
     def __repr__(self) -> str:
         """Show where the image is, never megabytes of base64."""
         if self.url and not self.is_data_uri:
             where = f"url={self.url[:80]!r}"
         else:
-            where = f"mime_type={self.mime_type!r}, base64_chars={self._base64_chars()}"
+            where = f"mime_type={self.mime_type!r}, base64_chars={len(self.b64_json or self.url or '')}"
         return f"GeneratedImage({where}, revised_prompt={self.revised_prompt!r})"
 
     @property
@@ -264,14 +240,7 @@ class GeneratedImage:
     @property
     def is_remote(self) -> bool:
         """Whether the image must be downloaded from an ``http(s)`` URL."""
-        return bool(self.url) and not self.is_data_uri and not self._b64
-
-    def _base64_chars(self) -> int:
-        if self._spool is not None and self._b64 is None:
-            from llamabot import _io
-
-            return -(-_io.file_size(self._spool) // 3) * 4
-        return len(self._b64 or self.url or "")
+        return bool(self.url) and not self.is_data_uri and not self.b64_json
 
     @property
     def mime_type(self) -> str:
@@ -289,12 +258,8 @@ class GeneratedImage:
         """Return the image's first bytes, decoding as little as possible."""
         if self._data is not None:
             return self._data[:SNIFF_BYTES]
-        if self._spool is not None:
-            from llamabot import _io
-
-            return _io.read_bytes(self._spool, SNIFF_BYTES)
-        if self._b64:
-            return _base64_head(self._b64)
+        if self.b64_json:
+            return _base64_head(self.b64_json)
         if self.is_data_uri:
             return DataURI.parse(self.url or "").head()
         return self.data[:SNIFF_BYTES]
@@ -303,12 +268,8 @@ class GeneratedImage:
     def data(self) -> bytes:
         """The image bytes: base64 decoded, or the URL downloaded (once, then kept)."""
         if self._data is None:
-            if self._spool is not None:
-                from llamabot import _io
-
-                self._data = _io.read_bytes(self._spool)
-            elif self._b64:
-                self._data = decode_base64(self._b64)
+            if self.b64_json:
+                self._data = decode_base64(self.b64_json)
             elif self.is_data_uri:
                 self._data = DataURI.parse(self.url or "").decode()
             elif self.url:
@@ -323,10 +284,10 @@ class GeneratedImage:
     @property
     def data_uri(self) -> str:
         """The image as a ``data:`` URI carrying its real MIME type."""
-        if self.is_data_uri and not self._b64:
+        if self.is_data_uri and not self.b64_json:
             return self.url or ""
-        if self._b64:
-            payload = self._b64 if "\n" not in self._b64 else "".join(self._b64.split())
+        if self.b64_json:
+            payload = self.b64_json if "\n" not in self.b64_json else "".join(self.b64_json.split())
         else:
             payload = base64.b64encode(self.data).decode("ascii")
         return f"data:{self.mime_type};base64,{payload}"
@@ -427,7 +388,6 @@ def parse_response(
     model: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    spools: Spools | None = None,
     cost: float | None = None,
 ) -> GeneratedImages:
     """Collect every image of a litellm ``ImageResponse`` (or a look-alike).
@@ -437,7 +397,6 @@ def parse_response(
     :param model: The model, kept on each image.
     :param timeout: Seconds a later download of a URL image may wait at each step.
     :param max_bytes: Largest download accepted for a URL image.
-    :param spools: The call's spooled images, for base64 strings that were moved to files.
     :param cost: What the response cost in USD, where known.
     :return: The images, at least one.
     :raises NoImageError: If the response holds no image.
@@ -445,10 +404,7 @@ def parse_response(
     images = GeneratedImages(cost=cost, model=model, prompt=prompt)
     for item in _items(response):
         url, b64 = _text(_field(item, "url")), _text(_field(item, "b64_json"))
-        spool = _spooled(b64 or url, spools)
-        if spool is not None:
-            url = b64 = None
-        if url or b64 or spool:
+        if url or b64:
             revised = _text(_field(item, "revised_prompt"))
             images.append(
                 GeneratedImage(
@@ -459,20 +415,12 @@ def parse_response(
                     model=model,
                     _timeout=timeout,
                     _max_bytes=max_bytes,
-                    _spool=spool,
                 )
             )
     if not images:
         msg = f"No generated image data was found in the response from {model or 'the provider'}. " + _why_empty(model)
         raise NoImageError(msg)
     return images
-
-
-def _spooled(value: str | None, spools: Spools | None) -> Path | None:
-    """The file a spool token (alone or as a data URI's payload) stands for, handed over."""
-    if spools is None or not value or TOKEN_PREFIX not in value[:512]:
-        return None
-    return spools.take(value[value.index(TOKEN_PREFIX) :])
 
 
 _EMPTY_REASONS = {

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn, Optional, Union
 
     from llamabot._response import GeneratedImage, GeneratedImages
-    from llamabot._spool import Spools
 
 RESPONSE_FORMATS = ("url", "b64_json")
 
@@ -64,11 +63,6 @@ class ImageBot:
         timeout: int = 600,
         **image_generation_kwargs: Any,
     ) -> None:
-        import warnings
-
-        from llamabot import _providers
-        from llamabot._exceptions import RetiredModelWarning
-
         self.model = model
         self.size = size
         self.quality = quality
@@ -82,13 +76,9 @@ class ImageBot:
         self.imagebot_metadata: Optional[bool] = image_generation_kwargs.pop("imagebot_metadata", None)
         self.imagebot_history: Union[bool, str, Path, None] = image_generation_kwargs.pop("imagebot_history", None)
         self.image_generation_kwargs = image_generation_kwargs
+        # No warning for a retired default model here: suites run with -W error must be able to
+        # build ImageBot(); the hint rides on the real failure, OpenAI's 404 (_providers.enrich).
         self._validate()
-        if api_base is None and _providers.is_retired(model):
-            warnings.warn(
-                f"{model!r} no longer works: {_providers.REPLACEMENT_HINT}",
-                RetiredModelWarning,
-                stacklevel=2,
-            )
 
     def __repr__(self) -> str:
         """Show the settings, with every credential masked."""
@@ -312,7 +302,7 @@ class ImageBot:
         history = self._history_path()
         images = None
         try:
-            images = self._generate(prompt, deadline, cancel, to_file=deliver and not return_url)
+            images = self._generate(prompt, deadline, cancel)
             result = None
             if deliver:
                 result = self._deliver(
@@ -349,7 +339,7 @@ class ImageBot:
         history = self._history_path()
         images = None
         try:
-            images = await self._agenerate(prompt, deadline, to_file=deliver and not return_url)
+            images = await self._agenerate(prompt, deadline)
             result = None
             if deliver:
                 result = await asyncio.to_thread(
@@ -451,49 +441,45 @@ class ImageBot:
 
         return _provenance.describe(image, images.settings, self._provider()) if self._metadata_on() else None
 
-    def _generate(
-        self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None, *, to_file: bool = False
-    ) -> GeneratedImages:
-        """One request; with ``to_file``, large base64 images go to temporary files, not memory."""
-        from llamabot import _calls, _providers, _spool
+    def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
+        """One request, retried and bounded in time, and its images."""
+        from llamabot import _calls, _providers
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-        with _spool.spooling(to_file) as spools:
-            try:
-                # Looked up at call time so that mocker.patch("litellm.image_generation") works.
-                response = _calls.call(
-                    _providers.tolerant(litellm.image_generation),
-                    kwargs,
-                    timeout=self.timeout,
-                    num_retries=self._num_retries(),
-                    deadline=deadline,
-                    cancel=cancel,
-                )
-            except Exception as exc:
-                self._raise(exc)
-            images = self._images(response, prompt, spools)
+        try:
+            # Looked up at call time so that mocker.patch("litellm.image_generation") works.
+            response = _calls.call(
+                _providers.tolerant(litellm.image_generation),
+                kwargs,
+                timeout=self.timeout,
+                attempts=self._attempts(),
+                deadline=deadline,
+                cancel=cancel,
+            )
+        except Exception as exc:
+            self._raise(exc)
+        images = self._images(response, prompt)
         images.settings = self._public_settings(kwargs)
         return images
 
-    async def _agenerate(self, prompt: str, deadline: float, *, to_file: bool = False) -> GeneratedImages:
+    async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
         """Like :meth:`_generate`, on the event loop."""
-        from llamabot import _calls, _providers, _spool
+        from llamabot import _calls, _providers
 
         kwargs = self._request(prompt)
         litellm = _providers.load_litellm()
-        with _spool.spooling(to_file) as spools:
-            try:
-                response = await _calls.acall(
-                    _providers.atolerant(litellm.aimage_generation),
-                    kwargs,
-                    timeout=self.timeout,
-                    num_retries=self._num_retries(),
-                    deadline=deadline,
-                )
-            except Exception as exc:
-                self._raise(exc)
-            images = self._images(response, prompt, spools)
+        try:
+            response = await _calls.acall(
+                _providers.atolerant(litellm.aimage_generation),
+                kwargs,
+                timeout=self.timeout,
+                attempts=self._attempts(),
+                deadline=deadline,
+            )
+        except Exception as exc:
+            self._raise(exc)
+        images = self._images(response, prompt)
         images.settings = self._public_settings(kwargs)
         return images
 
@@ -507,16 +493,18 @@ class ImageBot:
             raise no_image from exc
         raise exc
 
-    def _num_retries(self) -> int:
-        from llamabot import _calls
+    def _attempts(self) -> int:
+        """How many times to call litellm for ``num_retries + 1`` attempts in all."""
+        from llamabot import _calls, _providers
 
         retries = self.image_generation_kwargs.get("num_retries")
         if retries is None:
-            return _calls.DEFAULT_NUM_RETRIES
+            retries = _calls.DEFAULT_NUM_RETRIES
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             msg = f"num_retries must be a whole number of at least 0, not {retries!r}."
             raise ValueError(msg)
-        return retries
+        attempts_per_call = _providers.attempts_per_call(self._provider())
+        return _calls.outer_attempts(retries, attempts_per_call)
 
     def _request(self, prompt: str) -> dict[str, Any]:
         """Validate the prompt and settings, and build litellm's kwargs."""
@@ -546,7 +534,7 @@ class ImageBot:
         _providers.warn_dropped(self.model, dropped, stacklevel=5)
         return kwargs
 
-    def _images(self, response: Any, prompt: str, spools: Optional[Spools] = None) -> GeneratedImages:
+    def _images(self, response: Any, prompt: str) -> GeneratedImages:
         from llamabot import _providers
         from llamabot._response import parse_response
 
@@ -556,7 +544,6 @@ class ImageBot:
             model=self.model,
             timeout=self.timeout,
             max_bytes=self.max_image_bytes,
-            spools=spools,
             cost=_providers.response_cost(response, self.model),
         )
 
