@@ -175,16 +175,17 @@ def batch_throughput(fake: FakeProvider) -> dict:
     }
 
 
+# litellm alone: "openai/" because litellm 1.110 no longer routes a bare "dall-e-3".
 LITELLM_MEMORY_CODE = """
 import json, litellm
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1]) * 1024
-litellm.image_generation(model={model!r}, prompt="warm up", api_base={warm_base!r}, api_key="sk-bench")
+litellm.image_generation(model="openai/{model}", prompt="warm up", api_base={warm_base!r}, api_key="sk-bench")
 open("/proc/self/clear_refs", "w").write("5")
 before = rss("VmRSS:")
-litellm.image_generation(model={model!r}, prompt="{prompt}", api_base={base!r}, api_key="sk-bench")
+litellm.image_generation(model="openai/{model}", prompt="{prompt}", api_base={base!r}, api_key="sk-bench")
 print(json.dumps({{"growth": rss("VmHWM:") - before}}))
 """
 
