@@ -239,7 +239,7 @@ def test_bad_prompts_raise_before_any_call(image_generation, prompt, error):
 def test_response_without_images_raises_value_error(mocker):
     """An empty data list is the reference's ValueError."""
     mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[]))
-    with pytest.raises(ValueError, match="No generated image"):
+    with pytest.raises(ValueError, match="No images found in response"):
         ImageBot(model="gpt-image-1")("A fox")
     assert list((__import__("pathlib").Path.cwd()).iterdir()) == []
 

@@ -104,9 +104,7 @@ class ImageReference(str):
 
 
 def show(images: Iterable[GeneratedImage]) -> None:
-    """Display each image once in a notebook; do nothing elsewhere."""
-    if not in_notebook():
-        return
+    """Display each image once with IPython (the caller has checked that this is a notebook)."""
     try:
         from IPython.display import display
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from llamabot._exceptions import DependencyChangedWarning, NoImageError, UnsupportedSettingWarning
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 # The OpenAI parameters litellm checks against a model's supported list
 # (``default_params`` in ``litellm.utils.get_optional_params_image_gen``).
@@ -496,6 +496,23 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
         hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None
         if hint and hint not in notes:
             add_note(exc, hint)
+
+
+@contextlib.contextmanager
+def refined_errors(model: str, api_key: str | None, extra: dict[str, Any]) -> Iterator[None]:
+    """The one place litellm's exceptions are changed: notes added, secrets scrubbed, types kept.
+
+    A 200 answer carrying an error object (litellm's ``APIError`` with a string code)
+    becomes :class:`NoImageError`, the reference's ``ValueError``.
+    """
+    try:
+        yield
+    except Exception as exc:
+        enrich(exc, model, api_key, extra)
+        no_image = no_image_error(exc, model)
+        if no_image is not None:
+            raise no_image from exc
+        raise
 
 
 def no_image_error(exc: BaseException, model: str) -> NoImageError | None:

@@ -418,7 +418,7 @@ def parse_response(
                 )
             )
     if not images:
-        msg = f"No generated image data was found in the response from {model or 'the provider'}. " + _why_empty(model)
+        msg = f"No images found in response from {model or 'the provider'}. " + _why_empty(model)
         raise NoImageError(msg)
     return images
 

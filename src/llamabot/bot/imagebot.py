@@ -1,12 +1,23 @@
 """ImageBot: a text prompt in, an image out, through any provider litellm supports.
 
+The pipeline is llamabot's own module-level steps, which the class calls through this
+module at call time (so ``mocker.patch("llamabot.bot.imagebot.<step>")`` takes effect)::
+
+    image_generation_kwargs_for_bot(bot, prompt)   what will be sent (validated)
+    generate_image_response(bot, prompt)           the litellm call, bounded in time, retried
+    first_generated_image(response)                the first image (ValueError if none)
+    generated_image_reference(image)               its URL or data URI
+    generated_image_bytes(image)                   its bytes
+    is_running_in_jupyter()                        whether to display inline
+
 Importing this module must stay cheap (it is what ``import llamabot`` costs), so
-every module beyond the class definition is imported inside the method that needs it.
+every module beyond the class definition is imported inside the function that needs it.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple, Optional
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,11 +26,19 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from concurrent.futures import Future
     from pathlib import Path
-    from typing import Any, NoReturn, Optional, Union
+    from typing import Any, Union
 
     from llamabot._response import GeneratedImage, GeneratedImages
 
 RESPONSE_FORMATS = ("url", "b64_json")
+
+
+class _Call(NamedTuple):
+    """One call's clock and where it is recorded."""
+
+    started: float
+    deadline: float
+    history: Optional[Path]
 
 
 class ImageBot:
@@ -296,31 +315,14 @@ class ImageBot:
         directory: Optional[Path] = None,
         cancel: Optional[threading.Event] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
-        """Generate, then save or reference the images, and record the outcome in the history."""
-        started = time.monotonic()
-        deadline = started + self.timeout
-        history = self._history_path()
-        images = None
+        """The sync shell: the request here, then :meth:`_complete`."""
+        call = self._begin()
         try:
-            images = self._generate(prompt, deadline, cancel)
-            result = None
-            if deliver:
-                result = self._deliver(
-                    images,
-                    prompt,
-                    return_url=return_url,
-                    save_path=save_path,
-                    deadline=deadline,
-                    directory=directory,
-                    cancel=cancel,
-                )
+            response = generate_image_response(self, prompt, deadline=call.deadline, cancel=cancel)
         except Exception as exc:
-            if history is not None:
-                self._remember(history, prompt, images, started, exc)
+            self._remember(call, prompt, None, exc)
             raise
-        if history is not None:
-            self._remember(history, prompt, images, started)
-        return images, result
+        return self._complete(call, prompt, response, deliver, return_url, save_path, directory, cancel)
 
     async def _arun(
         self,
@@ -331,32 +333,63 @@ class ImageBot:
         save_path: Optional[Path] = None,
         directory: Optional[Path] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
-        """Like :meth:`_run` on the event loop; files and the history are written in a thread."""
+        """The async shell: the request on the event loop, the rest (files, history) in a thread."""
         import asyncio
 
+        call = self._begin()
+        try:
+            response = await agenerate_image_response(self, prompt, deadline=call.deadline)
+        except Exception as exc:
+            await asyncio.to_thread(self._remember, call, prompt, None, exc)
+            raise
+        return await asyncio.to_thread(
+            self._complete, call, prompt, response, deliver, return_url, save_path, directory, None
+        )
+
+    def _begin(self) -> _Call:
+        """Start a call: its clock starts once litellm is loaded (a slow import is not provider time)."""
+        from llamabot import _providers
+
+        _providers.load_litellm()
         started = time.monotonic()
-        deadline = started + self.timeout
-        history = self._history_path()
+        return _Call(started, started + self.timeout, self._history_path())
+
+    def _complete(
+        self,
+        call: _Call,
+        prompt: str,
+        response: Any,
+        deliver: bool,
+        return_url: bool,
+        save_path: Optional[Path],
+        directory: Optional[Path],
+        cancel: Optional[threading.Event],
+    ) -> tuple[GeneratedImages, Union[str, Path, None]]:
+        """What sync and async calls share after the request: the images, then the reference or the files."""
+        from llamabot import _providers
+        from llamabot._response import parse_response
+
         images = None
         try:
-            images = await self._agenerate(prompt, deadline)
-            result = None
-            if deliver:
-                result = await asyncio.to_thread(
-                    self._deliver,
-                    images,
-                    prompt,
-                    return_url=return_url,
-                    save_path=save_path,
-                    deadline=deadline,
-                    directory=directory,
-                )
+            images = parse_response(
+                response,
+                prompt=prompt,
+                model=self.model,
+                timeout=self.timeout,
+                max_bytes=self.max_image_bytes,
+                cost=_providers.response_cost(response, self.model),
+            )
+            images.settings = self._public_settings(_request_kwargs(self, prompt)[0])
+            first = first_generated_image(images)
+            result: Union[str, Path, None] = None
+            if deliver and return_url:
+                result = generated_image_reference(first)
+            elif deliver:
+                result = self._save(images, prompt, save_path, call.deadline, directory, cancel)
         except Exception as exc:
-            if history is not None:
-                await asyncio.to_thread(self._remember, history, prompt, images, started, exc)
+            self._remember(call, prompt, images, exc)
             raise
-        if history is not None:
-            await asyncio.to_thread(self._remember, history, prompt, images, started)
+        self._remember(call, prompt, images)
         return images, result
 
     def _metadata_on(self) -> bool:
@@ -381,18 +414,19 @@ class ImageBot:
 
     def _remember(
         self,
-        path: Path,
+        call: _Call,
         prompt: str,
         images: Optional[GeneratedImages],
-        started: float,
         error: Optional[BaseException] = None,
     ) -> None:
-        """Record one generation in ``path``; a failure to record is a warning, never the call's failure."""
+        """Record one generation in the history, if on; a failure to record is a warning, never the call's failure."""
         import warnings
 
         from llamabot import _history, _providers
         from llamabot._exceptions import HistoryWarning
 
+        if call.history is None:
+            return
         error_text = None
         if error is not None:
             secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
@@ -403,14 +437,16 @@ class ImageBot:
             model=self.model,
             provider=self._provider(),
             settings=images.settings if images is not None else self._public_settings(),
-            duration=time.monotonic() - started,
+            duration=time.monotonic() - call.started,
             error=error_text,
         )
         try:
-            _history.record(entry, path)
+            _history.record(entry, call.history)
         except Exception as exc:
             warnings.warn(
-                f"Could not record this generation in the history at {path}: {exc}", HistoryWarning, stacklevel=4
+                f"Could not record this generation in the history at {call.history}: {exc}",
+                HistoryWarning,
+                stacklevel=4,
             )
 
     def _provider(self) -> Optional[str]:
@@ -441,58 +477,6 @@ class ImageBot:
 
         return _provenance.describe(image, images.settings, self._provider()) if self._metadata_on() else None
 
-    def _generate(self, prompt: str, deadline: float, cancel: Optional[threading.Event] = None) -> GeneratedImages:
-        """One request, retried and bounded in time, and its images."""
-        from llamabot import _calls, _providers
-
-        kwargs = self._request(prompt)
-        litellm = _providers.load_litellm()
-        try:
-            # Looked up at call time so that mocker.patch("litellm.image_generation") works.
-            response = _calls.call(
-                _providers.tolerant(litellm.image_generation),
-                kwargs,
-                timeout=self.timeout,
-                attempts=self._attempts(),
-                deadline=deadline,
-                cancel=cancel,
-            )
-        except Exception as exc:
-            self._raise(exc)
-        images = self._images(response, prompt)
-        images.settings = self._public_settings(kwargs)
-        return images
-
-    async def _agenerate(self, prompt: str, deadline: float) -> GeneratedImages:
-        """Like :meth:`_generate`, on the event loop."""
-        from llamabot import _calls, _providers
-
-        kwargs = self._request(prompt)
-        litellm = _providers.load_litellm()
-        try:
-            response = await _calls.acall(
-                _providers.atolerant(litellm.aimage_generation),
-                kwargs,
-                timeout=self.timeout,
-                attempts=self._attempts(),
-                deadline=deadline,
-            )
-        except Exception as exc:
-            self._raise(exc)
-        images = self._images(response, prompt)
-        images.settings = self._public_settings(kwargs)
-        return images
-
-    def _raise(self, exc: Exception) -> NoReturn:
-        """Re-raise a litellm error with hints and without secrets (an error object without an image: ValueError)."""
-        from llamabot import _providers
-
-        _providers.enrich(exc, self.model, self.api_key, self.image_generation_kwargs)
-        no_image = _providers.no_image_error(exc, self.model)
-        if no_image is not None:
-            raise no_image from exc
-        raise exc
-
     def _attempts(self) -> int:
         """How many times to call litellm for ``num_retries + 1`` attempts in all."""
         from llamabot import _calls, _providers
@@ -506,66 +490,21 @@ class ImageBot:
         attempts_per_call = _providers.attempts_per_call(self._provider())
         return _calls.outer_attempts(retries, attempts_per_call)
 
-    def _request(self, prompt: str) -> dict[str, Any]:
-        """Validate the prompt and settings, and build litellm's kwargs."""
-        from llamabot import _providers
-
-        if not isinstance(prompt, str):
-            msg = f"prompt must be a string, not {type(prompt).__name__}."
-            raise TypeError(msg)
-        if not prompt.strip():
-            msg = "prompt is empty; describe the image to generate."
-            raise ValueError(msg)
-        self._validate()
-        _providers.check_prompt(self.model, prompt, self.image_generation_kwargs)
-        settings = {
-            "model": self.model,
-            "prompt": prompt,
-            "size": self.size,
-            "n": self.n,
-            "quality": self.quality,
-            "response_format": self.response_format,
-            "timeout": self.timeout,
-            "api_key": self.api_key,
-            "api_base": self.api_base,
-            "api_version": self.api_version,
-        }
-        kwargs, dropped = _providers.request_kwargs(settings, self.image_generation_kwargs)
-        _providers.warn_dropped(self.model, dropped, stacklevel=5)
-        return kwargs
-
-    def _images(self, response: Any, prompt: str) -> GeneratedImages:
-        from llamabot import _providers
-        from llamabot._response import parse_response
-
-        return parse_response(
-            response,
-            prompt=prompt,
-            model=self.model,
-            timeout=self.timeout,
-            max_bytes=self.max_image_bytes,
-            cost=_providers.response_cost(response, self.model),
-        )
-
-    def _deliver(
+    def _save(
         self,
         images: GeneratedImages,
         prompt: str,
-        *,
-        return_url: bool,
         save_path: Optional[Path],
         deadline: float,
         directory: Optional[Path] = None,
         cancel: Optional[threading.Event] = None,
-    ) -> Union[str, Path]:
-        """Return the first reference, or save every image and return the first path."""
+    ) -> Path:
+        """Save every image (the first at ``save_path`` or under a name from the prompt); return the first path."""
         from pathlib import Path
 
         from llamabot import _io
         from llamabot._response import slugify
 
-        if return_url:
-            return images[0].reference
         limits: dict[str, Any] = {
             "timeout": self.timeout,
             "max_bytes": self.max_image_bytes,
@@ -661,7 +600,7 @@ def _shown(images: GeneratedImages, result: Union[str, Path, None]) -> Union[str
     from llamabot import _notebook
 
     assert result is not None
-    if not _notebook.in_notebook():
+    if not is_running_in_jupyter():
         return result
     _notebook.show(images)
     return _notebook.ImageReference(result) if isinstance(result, str) else result
@@ -671,3 +610,157 @@ def _env_flag(name: str) -> bool:
     import os
 
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# llamabot's pipeline steps ------------------------------------------------------------
+
+
+def _request_kwargs(bot: ImageBot, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """The kwargs for litellm, and the explicit settings dropped because the model refuses them."""
+    from llamabot import _providers
+
+    if not isinstance(prompt, str):
+        msg = f"prompt must be a string, not {type(prompt).__name__}."
+        raise TypeError(msg)
+    if not prompt.strip():
+        msg = "prompt is empty; describe the image to generate."
+        raise ValueError(msg)
+    bot._validate()
+    _providers.check_prompt(bot.model, prompt, bot.image_generation_kwargs)
+    settings = {
+        "model": bot.model,
+        "prompt": prompt,
+        "size": bot.size,
+        "n": bot.n,
+        "quality": bot.quality,
+        "response_format": bot.response_format,
+        "timeout": bot.timeout,
+        "api_key": bot.api_key,
+        "api_base": bot.api_base,
+        "api_version": bot.api_version,
+    }
+    return _providers.request_kwargs(settings, bot.image_generation_kwargs)
+
+
+def image_generation_kwargs_for_bot(bot: ImageBot, prompt: str) -> dict[str, Any]:
+    """Build the keyword arguments for ``litellm.image_generation``: exactly what will be sent.
+
+    Defaults the model does not accept are left out; an explicit setting it does not
+    accept is dropped with an :class:`~llamabot.UnsupportedSettingWarning`.
+
+    :param bot: The ImageBot providing generation settings.
+    :param prompt: The prompt to generate an image from.
+    :return: Keyword arguments suitable for ``litellm.image_generation``.
+    :raises ValueError: For an empty prompt or settings the model is documented to refuse.
+    """
+    from llamabot import _providers
+
+    kwargs, dropped = _request_kwargs(bot, prompt)
+    _providers.warn_dropped(bot.model, dropped, stacklevel=3)
+    return kwargs
+
+
+def generate_image_response(
+    bot: ImageBot,
+    prompt: str,
+    *,
+    deadline: Optional[float] = None,
+    cancel: Optional[threading.Event] = None,
+) -> Any:
+    """Generate an image response through litellm, retried and bounded by ``bot.timeout``.
+
+    :param bot: The ImageBot providing generation settings.
+    :param prompt: The prompt to generate an image from.
+    :param deadline: A ``time.monotonic()`` instant the call must end by (default: ``bot.timeout`` from now).
+    :param cancel: When set (a batch's Ctrl-C), the call stops waiting.
+    :return: litellm's image generation response.
+    """
+    from llamabot import _calls, _providers
+
+    kwargs = image_generation_kwargs_for_bot(bot, prompt)
+    litellm = _providers.load_litellm()
+    with _providers.refined_errors(bot.model, bot.api_key, bot.image_generation_kwargs):
+        # Looked up at call time so that mocker.patch("litellm.image_generation") works.
+        return _calls.call(
+            _providers.tolerant(litellm.image_generation),
+            kwargs,
+            timeout=bot.timeout,
+            attempts=bot._attempts(),
+            deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
+            cancel=cancel,
+        )
+
+
+async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Optional[float] = None) -> Any:
+    """:func:`generate_image_response` on ``litellm.aimage_generation``, without blocking the event loop.
+
+    :param bot: The ImageBot providing generation settings.
+    :param prompt: The prompt to generate an image from.
+    :param deadline: A ``time.monotonic()`` instant the call must end by (default: ``bot.timeout`` from now).
+    :return: litellm's image generation response.
+    """
+    from llamabot import _calls, _providers
+
+    kwargs = image_generation_kwargs_for_bot(bot, prompt)
+    litellm = _providers.load_litellm()
+    with _providers.refined_errors(bot.model, bot.api_key, bot.image_generation_kwargs):
+        return await _calls.acall(
+            _providers.atolerant(litellm.aimage_generation),
+            kwargs,
+            timeout=bot.timeout,
+            attempts=bot._attempts(),
+            deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
+        )
+
+
+def first_generated_image(response: Any) -> GeneratedImage:
+    """Return the first image of a litellm image response (or of :class:`~llamabot.GeneratedImages`).
+
+    :param response: What ``litellm.image_generation`` returned, or the images parsed from it.
+    :return: The first generated image.
+    :raises ValueError: If the response does not contain generated images
+        (:class:`~llamabot.NoImageError`, whose message says "No images found in response").
+    """
+    from llamabot._response import GeneratedImages, parse_response
+
+    images = response if isinstance(response, GeneratedImages) else parse_response(response)
+    return images[0]
+
+
+def generated_image_reference(image: Any) -> str:
+    """Return a displayable reference for a generated image: its URL, else a data URI.
+
+    :param image: A :class:`~llamabot.GeneratedImage`, or a litellm image object.
+    :return: The image URL, or a ``data:`` URI carrying the image's real MIME type.
+    :raises ValueError: If neither a URL nor base64 image data is present.
+    """
+    return _as_generated(image).reference
+
+
+def generated_image_bytes(image: Any) -> bytes:
+    """Return a generated image's bytes: base64 decoded, or downloaded from its URL (size capped).
+
+    :param image: A :class:`~llamabot.GeneratedImage`, or a litellm image object.
+    :return: The image bytes.
+    :raises ValueError: If neither a URL nor base64 image data is present, or the data is not an image.
+    """
+    return _as_generated(image).data
+
+
+def is_running_in_jupyter() -> bool:
+    """Whether this process is a Jupyter kernel (an IPython terminal is not one).
+
+    :return: True inside a Jupyter kernel (Colab and VS Code included), otherwise False.
+    """
+    from llamabot import _notebook
+
+    return _notebook.in_notebook()
+
+
+def _as_generated(image: Any) -> GeneratedImage:
+    """A litellm image object (or look-alike) as a :class:`~llamabot.GeneratedImage`."""
+    from llamabot._response import GeneratedImage, parse_response
+
+    if isinstance(image, GeneratedImage):
+        return image
+    return parse_response({"data": [image]})[0]
