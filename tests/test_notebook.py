@@ -107,4 +107,4 @@ def test_result_reprs_match_the_format():
     assert lmb.GeneratedImage(b64_json=b64(JPEG))._repr_jpeg_() == JPEG
     remote = lmb.GeneratedImage(url="https://images.example/cat.png")
     assert 'src="https://images.example/cat.png"' in remote._repr_html_()
-    assert remote._repr_png_() is None and remote._data is None
+    assert remote._repr_png_() is None and remote.data is None

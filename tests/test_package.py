@@ -49,3 +49,90 @@ def test_typed_marker_ships():
     from importlib.resources import files
 
     assert files("llamabot").joinpath("py.typed").is_file()
+
+
+def _llamabot_imports(path, package_root) -> set[str]:
+    """The llamabot modules a source file imports at run time (anywhere, lazily too; not under TYPE_CHECKING)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(node)
+        for parent in ast.walk(tree)
+        if isinstance(parent, ast.If) and "TYPE_CHECKING" in ast.unparse(parent.test)
+        for child in parent.body
+        for node in ast.walk(child)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "llamabot":
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                as_module = package_root.parent.joinpath(*candidate.split("."))
+                is_module = as_module.with_suffix(".py").is_file() or (as_module / "__init__.py").is_file()
+                found.add(candidate if is_module else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "llamabot"}
+    return found
+
+
+def test_no_import_cycles():
+    """No llamabot module imports, directly or through others, a module that imports it back."""
+    from pathlib import Path
+
+    root = Path(llamabot.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {name: _llamabot_imports(path, root) - {name} for name, path in modules.items()}
+    # Importing "llamabot.x" runs the package's __init__ first; that is Python's doing, not a cycle of ours.
+    graph = {name: {d for d in deps if d in modules} for name, deps in graph.items()}
+
+    def cycle_from(start, path, seen):
+        for dep in sorted(graph[start]):
+            if dep in path:
+                return [*path[path.index(dep) :], dep]
+            if dep not in seen:
+                seen.add(dep)
+                found = cycle_from(dep, [*path, dep], seen)
+                if found:
+                    return found
+        return None
+
+    for name in sorted(graph):
+        assert cycle_from(name, [name], {name}) is None, " -> ".join(cycle_from(name, [name], {name}))
+
+
+def test_nothing_in_src_assigns_to_other_libraries():
+    """No attribute of litellm, httpx, openai or requests is assigned (or setattr'd) anywhere in src/."""
+    import ast
+    from pathlib import Path
+
+    foreign = {"litellm", "httpx", "openai", "requests"}
+
+    def root(node):
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        if isinstance(node, ast.Call):  # load_litellm().x = ...
+            return "litellm" if ast.unparse(node.func).endswith("load_litellm") else None
+        return node.id if isinstance(node, ast.Name) else None
+
+    offenders = []
+    for path in Path(llamabot.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                targets = [ast.Attribute(value=node.args[0], attr="?")]
+            offenders += [
+                f"{path.name}:{node.lineno}"
+                for target in targets
+                if isinstance(target, ast.Attribute) and root(target) in foreign
+            ]
+    assert offenders == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,14 +11,8 @@ from hypothesis import strategies as st
 from litellm.types.utils import ImageObject, ImageResponse
 
 from llamabot import InvalidImageError, NoImageError
-from llamabot._response import (
-    DataURI,
-    GeneratedImage,
-    decode_base64,
-    parse_response,
-    slugify,
-    sniff_mime,
-)
+from llamabot._formats import DataURI, decode_base64, slugify, sniff_mime
+from llamabot._response import GeneratedImage, parse_response
 from tests.fakes import GIF, JPEG, PNG, WEBP, b64
 
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'
@@ -62,25 +57,23 @@ def test_invalid_base64_raises_value_error():
 
 
 def test_base64_that_is_not_an_image_is_refused():
-    """Valid base64 of an HTML page is not an image."""
-    image = GeneratedImage(b64_json=b64(b"<html><body>Internal error</body></html>"))
+    """Valid base64 of an HTML page is not an image: the value cannot be made."""
     with pytest.raises(InvalidImageError, match="not an image"):
-        image.mime_type
+        GeneratedImage(b64_json=b64(b"<html><body>Internal error</body></html>"))
 
 
 def test_data_uri_in_url_is_decoded_not_downloaded():
     """litellm's mock_response puts a data URI in ``url``: it is decoded, never fetched."""
     image = GeneratedImage(url=f"data:image/png;base64,{b64(PNG)}")
-    assert image.is_data_uri and not image.is_remote
+    assert not image.is_remote and image.url is None
     assert image.data == PNG and image.mime_type == "image/png"
-    assert image.reference == image.url
+    assert image.reference == f"data:image/png;base64,{b64(PNG)}"
 
 
 def test_data_uri_must_carry_image_data():
-    """A data URI holding text is refused when referenced."""
-    image = GeneratedImage(url="data:text/plain;base64," + b64(b"hello there"))
+    """A data URI holding text is refused: the value cannot be made."""
     with pytest.raises(InvalidImageError):
-        image.reference
+        GeneratedImage(url="data:text/plain;base64," + b64(b"hello there"))
 
 
 def test_percent_encoded_svg_data_uri():
@@ -160,13 +153,12 @@ def test_any_prompt_gives_a_safe_single_file_name(prompt):
     assert slugify(prompt) == stem  # deterministic
 
 
-def test_chunked_base64_decoding_matches_a_whole_decode():
-    """Piecewise decoding gives exactly the bytes of one decode, and refuses bad input."""
-    from llamabot._response import iter_base64
-
-    data = bytes(range(256)) * 5000
-    text = b64(data)
-    assert b"".join(iter_base64(text, chunk_chars=4096)) == data
-    assert b"".join(iter_base64(base64.encodebytes(data).decode())) == data  # wrapped lines: tolerant path
-    with pytest.raises(InvalidImageError):
-        b"".join(iter_base64("!!!!" * 10, chunk_chars=8))
+def test_generated_image_is_an_immutable_value():
+    """A GeneratedImage cannot be changed in place; replace() makes a changed copy."""
+    image = GeneratedImage(b64_json=b64(PNG), revised_prompt="r")
+    with pytest.raises(AttributeError, match="immutable"):
+        image.path = Path("x.png")
+    moved = image.replace(path=Path("x.png"))
+    assert moved.path == Path("x.png") and image.path is None
+    assert moved.data == image.data and moved.revised_prompt == "r" and moved != image
+    assert GeneratedImage(b64_json=b64(PNG)) == GeneratedImage(url=f"data:image/png;base64,{b64(PNG)}")

@@ -57,12 +57,9 @@ def __getattr__(name: str) -> object:
         return value
     # The version is read lazily: importlib.metadata costs import time nobody needs.
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from llamabot._version import version
 
-        try:
-            return version("llamabot-imagebot")
-        except PackageNotFoundError:  # running from a source tree that is not installed
-            return "0+unknown"
+        return version()
     msg = f"module 'llamabot' has no attribute {name!r}"
     raise AttributeError(msg)
 

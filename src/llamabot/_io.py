@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
-from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan
-from llamabot._response import (
+from llamabot._formats import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
     EXTENSIONS,
     SNIFF_BYTES,
     SUFFIX_MIME,
-    iter_base64,
     iter_chunks,
     require_image,
 )
+from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -92,7 +91,7 @@ def stream_url(
         for _ in range(_MAX_REDIRECTS + 1):
             _check_scheme(url)
             response = requests.get(url, stream=True, allow_redirects=False, timeout=_remaining(deadline, timeout, url))
-            if response.is_redirect is not True:
+            if not response.is_redirect:
                 break
             response.close()
             url = urllib.parse.urljoin(url, response.headers["location"])
@@ -100,8 +99,7 @@ def stream_url(
             msg = f"Too many redirects fetching the generated image from {redact_url(url)}."
             raise ImageDownloadError(msg)
         with response:
-            status = response.status_code
-            if isinstance(status, int) and status >= 400:
+            if response.status_code >= 400:
                 msg = (
                     f"Downloading the generated image from {redact_url(url)} failed with HTTP "
                     f"{response.status_code} {response.reason}. Result URLs expire (OpenAI's after "
@@ -118,11 +116,6 @@ def stream_url(
                     raise ImageDownloadError(_too_large(url, max_bytes))
                 _remaining(deadline, timeout, url)
                 yield chunk
-            if total == 0 and not isinstance(response, requests.Response):
-                # A stand-in response (a test double) that only sets .content.
-                content = getattr(response, "content", None)
-                if isinstance(content, bytes) and len(content) <= max_bytes:
-                    yield content
     except requests.RequestException as exc:
         msg = f"Could not download the generated image from {redact_url(url)}: {type(exc).__name__}."
         raise ImageDownloadError(msg) from exc
@@ -135,15 +128,18 @@ def _too_large(url: str, max_bytes: int) -> str:
     )
 
 
-def fetch_bytes(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Download an image URL into memory (size capped).
+def fetch_image(url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Download an image URL into memory (size capped), refusing what is not an image.
 
     :param url: The image URL.
     :param timeout: Seconds to wait for the server at each step.
     :param max_bytes: Largest body accepted.
-    :return: The body.
+    :return: The image bytes.
+    :raises InvalidImageError: If the body is not an image (an error page served as 200).
     """
-    return b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
+    data = b"".join(stream_url(url, timeout=timeout, max_bytes=max_bytes))
+    require_image(data[:SNIFF_BYTES], "The downloaded image")
+    return data
 
 
 def read_bytes(path: Path, limit: int = -1) -> bytes:
@@ -155,14 +151,10 @@ def read_bytes(path: Path, limit: int = -1) -> bytes:
 def _source(
     image: GeneratedImage, timeout: float, max_bytes: int, deadline: float | None
 ) -> Iterable[bytes | memoryview]:
-    """The image's bytes in pieces: streamed from its URL or decoded from base64 as written."""
-    if image._data is not None:
-        return iter_chunks(image._data)
-    if image.b64_json:
-        return iter_base64(image.b64_json)
-    if image.is_remote:
-        return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
-    return iter_chunks(image.data)
+    """The image's bytes in pieces: its bytes, or streamed from its URL."""
+    if image.data is not None:
+        return iter_chunks(image.data)
+    return stream_url(image.url or "", timeout=timeout, max_bytes=max_bytes, deadline=deadline)
 
 
 def _write_temp(
@@ -186,7 +178,6 @@ def _write_temp(
                     mime = require_image(head, "The generated image")
             file.write(chunk)
         mime = mime or require_image(head, "The generated image")
-    image._mime = mime
     return tmp, mime
 
 
@@ -323,7 +314,6 @@ def save_image(
         tmp.unlink(missing_ok=True)
     if sidecar and provenance is not None:
         _write_sidecar(path, provenance)
-    image.path = path
     return path
 
 
@@ -360,12 +350,12 @@ def save_new(
         if suffix:
             tmp, mime = _match_suffix(tmp, mime, directory / f"{stem}{suffix}")
         tmp, sidecar = _embed(tmp, mime, provenance)
-        image.path = _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
+        path = _claim(tmp, directory, stem, suffix or EXTENSIONS[mime], start)
     finally:
         tmp.unlink(missing_ok=True)
     if sidecar and provenance is not None:
-        _write_sidecar(image.path, provenance)
-    return image.path
+        _write_sidecar(path, provenance)
+    return path
 
 
 def _claim(tmp: Path, directory: Path, stem: str, suffix: str, start: int) -> Path:

@@ -54,7 +54,7 @@ def _thumbnail(data: bytes, mime: str) -> tuple[bytes, str]:
 
 def _inline(image: GeneratedImage) -> tuple[bytes, str] | None:
     """The bytes to show and their MIME type; None for a URL not yet fetched (shown by reference)."""
-    if image.is_remote and image._data is None:
+    if image.data is None or image.mime_type is None:
         return None
     return _thumbnail(image.data, image.mime_type)
 

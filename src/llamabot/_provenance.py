@@ -29,8 +29,8 @@ def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict
     :param settings: The settings sent, already free of secrets.
     :param provider: litellm's provider name.
     """
-    from llamabot import __version__
     from llamabot._history import now
+    from llamabot._version import version
 
     return {
         "prompt": image.prompt,
@@ -39,7 +39,7 @@ def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict
         "provider": provider,
         "settings": settings,
         "created": now(),
-        "generator": f"llamabot-imagebot {__version__}",
+        "generator": f"llamabot-imagebot {version()}",
     }
 
 

@@ -212,13 +212,17 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     except (UsageError, ValueError, TypeError) as exc:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2
-    from llamabot._providers import load_litellm
+    import contextlib
+    import io
 
-    load_litellm().suppress_debug_info = True  # litellm's "Give Feedback" banner would pollute stdout
     try:
-        results = bot.generate_batch(
-            prompts, args.concurrency, return_url=args.url, save_dir=args.dir, save_path=args.output
-        )
+        # litellm prints a "Give Feedback / Get Help" banner to stdout on every failure; the
+        # command's stdout is its results only, so anything printed while generating is dropped
+        # (litellm itself is left as it is).
+        with contextlib.redirect_stdout(io.StringIO()):
+            results = bot.generate_batch(
+                prompts, args.concurrency, return_url=args.url, save_dir=args.dir, save_path=args.output
+            )
     except KeyboardInterrupt:
         print("imagebot: interrupted; nothing partial was left behind", file=sys.stderr)
         return 130

@@ -66,7 +66,7 @@ class ImageBot:
     """
 
     #: Largest image, in bytes, downloaded from a provider's URL
-    #: (``_response.DEFAULT_MAX_BYTES``, written out: importing it would slow ``import llamabot``).
+    #: (``_formats.DEFAULT_MAX_BYTES``, written out: importing it would slow ``import llamabot``).
     max_image_bytes: int = 100 * 1024 * 1024
 
     def __init__(
@@ -372,12 +372,7 @@ class ImageBot:
         images = None
         try:
             images = parse_response(
-                response,
-                prompt=prompt,
-                model=self.model,
-                timeout=self.timeout,
-                max_bytes=self.max_image_bytes,
-                cost=_providers.response_cost(response, self.model),
+                response, prompt=prompt, model=self.model, cost=_providers.response_cost(response, self.model)
             )
             images.settings = self._public_settings(_request_kwargs(self, prompt)[0])
             first = first_generated_image(images)
@@ -385,7 +380,8 @@ class ImageBot:
             if deliver and return_url:
                 result = generated_image_reference(first)
             elif deliver:
-                result = self._save(images, prompt, save_path, call.deadline, directory, cancel)
+                images = self._save(images, prompt, save_path, call.deadline, directory, cancel)
+                result = images[0].path
         except Exception as exc:
             self._remember(call, prompt, images, exc)
             raise
@@ -498,12 +494,12 @@ class ImageBot:
         deadline: float,
         directory: Optional[Path] = None,
         cancel: Optional[threading.Event] = None,
-    ) -> Path:
-        """Save every image (the first at ``save_path`` or under a name from the prompt); return the first path."""
+    ) -> GeneratedImages:
+        """Save every image (the first at ``save_path`` or under a name from the prompt); return them with paths."""
         from pathlib import Path
 
         from llamabot import _io
-        from llamabot._response import slugify
+        from llamabot._formats import slugify
 
         limits: dict[str, Any] = {
             "timeout": self.timeout,
@@ -529,7 +525,7 @@ class ImageBot:
             else:
                 folder = Path(directory) if directory is not None else Path.cwd()
                 paths.append(_io.save_new(image, folder, slugify(prompt), start=index + 1, **limits))
-        return paths[0]
+        return images.replaced(image.replace(path=path) for image, path in zip(images, paths, strict=True))
 
     def _validate(self) -> None:
         """Reject settings no provider accepts, before any network call."""
@@ -743,8 +739,12 @@ def generated_image_bytes(image: Any) -> bytes:
     :param image: A :class:`~llamabot.GeneratedImage`, or a litellm image object.
     :return: The image bytes.
     :raises ValueError: If neither a URL nor base64 image data is present, or the data is not an image.
+    :raises ~llamabot.ImageDownloadError: If the URL cannot be downloaded.
     """
-    return _as_generated(image).data
+    from llamabot import _io
+
+    generated = _as_generated(image)
+    return generated.data if generated.data is not None else _io.fetch_image(generated.url or "")
 
 
 def is_running_in_jupyter() -> bool:

@@ -1,0 +1,171 @@
+"""Pure facts about image bytes: formats, MIME types, base64, data URIs, file names.
+
+No network, no files, no other llamabot module but the exceptions: the value type
+(:mod:`llamabot._response`), the I/O (:mod:`llamabot._io`) and the notebook display
+(:mod:`llamabot._notebook`) all build on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from llamabot._exceptions import InvalidImageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+}
+SUFFIX_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+}
+# Enough bytes to recognise every format above, SVG's XML prologue included.
+SNIFF_BYTES = 1024
+#: Largest image, in bytes, downloaded from a URL, unless a bot says otherwise.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+#: Seconds a download may wait for the server at each step, unless a bot says otherwise.
+DEFAULT_TIMEOUT = 600.0
+
+_WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
+_MAX_STEM = 60
+
+
+def sniff_mime(head: bytes) -> str | None:
+    """Return the image MIME type that ``head`` (the first bytes) starts with.
+
+    :param head: The first bytes of the content; :data:`SNIFF_BYTES` suffice.
+    :return: ``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif``,
+        ``image/svg+xml``, or ``None`` when the bytes are not a known image.
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "image/svg+xml"
+    return None
+
+
+def require_image(head: bytes, what: str) -> str:
+    """Return the MIME type of ``head``, or raise if it is not an image.
+
+    :param head: The first bytes of the content.
+    :param what: Where the bytes came from, for the error message.
+    :return: The sniffed MIME type.
+    :raises InvalidImageError: If the bytes are not PNG, JPEG, WEBP, GIF or SVG.
+    """
+    mime = sniff_mime(head)
+    if mime is None:
+        preview = head[:32].decode("latin-1").encode("unicode_escape").decode("ascii")
+        msg = (
+            f"{what} is not an image (it starts with {preview!r}); expected PNG, "
+            "JPEG, WEBP, GIF or SVG. The provider may have answered with an error page."
+        )
+        raise InvalidImageError(msg)
+    return mime
+
+
+def decode_base64(data: str | bytes) -> bytes:
+    """Decode base64 image data strictly, tolerating line breaks and missing padding.
+
+    :param data: Base64 text.
+    :return: The decoded bytes.
+    :raises InvalidImageError: If ``data`` is not valid base64.
+    """
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # Slow path only for unusual input: some providers wrap lines or drop padding.
+    compact = "".join(data.decode("ascii", "replace").split() if isinstance(data, bytes) else data.split())
+    compact += "=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        msg = "The provider's b64_json image data is not valid base64."
+        raise InvalidImageError(msg) from exc
+
+
+@dataclass(frozen=True)
+class DataURI:
+    """A parsed ``data:`` URI."""
+
+    mime_type: str
+    payload: str
+    is_base64: bool
+
+    @classmethod
+    def parse(cls, uri: str) -> DataURI:
+        """Parse ``data:[<mime>][;base64],<payload>``.
+
+        :param uri: The data URI.
+        :return: Its parts.
+        :raises InvalidImageError: If ``uri`` is not a well-formed data URI.
+        """
+        header, sep, payload = uri.partition(",")
+        if not sep or not header.lower().startswith("data:"):
+            msg = "The image reference is not a well-formed data: URI."
+            raise InvalidImageError(msg)
+        params = header[5:].split(";")
+        is_b64 = params[-1].strip().lower() == "base64"
+        mime = params[0].strip().lower() or "text/plain"
+        return cls(mime, payload, is_b64)
+
+    def decode(self) -> bytes:
+        """Return the bytes the URI carries."""
+        if self.is_base64:
+            return decode_base64(self.payload)
+        return urllib.parse.unquote_to_bytes(self.payload)
+
+
+def slugify(prompt: str, max_length: int = _MAX_STEM) -> str:
+    """Derive a safe, readable file stem from a prompt.
+
+    Lowercase ASCII words joined by ``_``, at most ``max_length`` characters,
+    never empty, never a path separator, leading dot or Windows device name.
+
+    :param prompt: Any text.
+    :param max_length: The longest stem to return.
+    :return: The stem, such as ``a_painting_of_a_sunset``.
+    """
+    ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode("ascii")
+    stem = ""
+    for word in re.findall(r"[a-z0-9]+", ascii_text.lower()):
+        candidate = f"{stem}_{word}" if stem else word
+        if len(candidate) > max_length:
+            stem = stem or word[:max_length]
+            break
+        stem = candidate
+    stem = stem or "image"
+    return f"{stem}_image" if stem in _WINDOWS_RESERVED else stem
+
+
+def iter_chunks(data: bytes, size: int = 1 << 20) -> Iterator[memoryview]:
+    """Yield ``data`` in slices without copying it."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
