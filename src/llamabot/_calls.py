@@ -4,7 +4,7 @@ litellm gives no such guarantees for images: ``num_retries`` is ignored, the Ope
 SDK path always retries twice on its own, bedrock's sync path ignores ``timeout``.
 So ImageBot runs the retry loop itself and waits for each attempt no longer than the
 time left. It changes nothing in litellm or the SDK: where the SDK already retries,
-ImageBot counts each of its calls as that many attempts (see :func:`outer_attempts`).
+ImageBot counts each of its calls as that many attempts (see ``outer_attempts``).
 """
 
 from __future__ import annotations

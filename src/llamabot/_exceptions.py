@@ -3,7 +3,7 @@
 Provider failures keep litellm's own exception types (every one subclasses
 ``openai.APIError``); ImageBot only adds notes to them, in one place
 (``_providers.enrich``). What ImageBot raises on its own all derives from
-:class:`ImageBotError`, and from the built-in it is::
+``ImageBotError``, and from the built-in it is::
 
     ImageBotError
     ├── NoImageError (ValueError)         the provider answered, but with no image

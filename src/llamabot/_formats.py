@@ -1,8 +1,8 @@
 """Pure facts about image bytes: formats, MIME types, base64, data URIs, file names.
 
 No network, no files, no other llamabot module but the exceptions: the value type
-(:mod:`llamabot._response`), the I/O (:mod:`llamabot._io`) and the notebook display
-(:mod:`llamabot._notebook`) all build on it.
+(``llamabot._response``), the I/O (``llamabot._io``) and the notebook display
+(``llamabot._notebook``) all build on it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _MAX_STEM = 60
 def sniff_mime(head: bytes) -> str | None:
     """Return the image MIME type that ``head`` (the first bytes) starts with.
 
-    :param head: The first bytes of the content; :data:`SNIFF_BYTES` suffice.
+    :param head: The first bytes of the content; ``SNIFF_BYTES`` suffice.
     :return: ``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif``,
         ``image/svg+xml``, or ``None`` when the bytes are not a known image.
     """

@@ -121,7 +121,7 @@ def record(entry: dict[str, Any], path: Path | None = None) -> int:
     :param entry: ``time``, ``prompt``, and any of ``revised_prompt``, ``model``,
         ``provider``, ``settings`` (dict), ``outputs`` (paths or URLs), ``cost``,
         ``duration``, ``error``.
-    :param path: The database; by default :func:`default_path`.
+    :param path: The database; by default ``default_path``.
     """
     outputs = [_location(str(o)) for o in entry.get("outputs") or []]
     with closing(_connect(path)) as connection:

@@ -25,7 +25,7 @@ EMBEDDABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
 def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict[str, Any]:
     """The provenance of one generated image: prompt, revised prompt, model, settings, time, version.
 
-    :param image: The :class:`~llamabot.GeneratedImage`.
+    :param image: The ``GeneratedImage``.
     :param settings: The settings sent, already free of secrets.
     :param provider: litellm's provider name.
     """
@@ -63,7 +63,7 @@ def _xmp_packet(meta: dict[str, Any]) -> bytes:
     ).encode()
 
 
-#: How much of a file's start :func:`plan` needs (a JPEG's APP0 segment is at most 64 KB).
+#: How much of a file's start ``plan`` needs (a JPEG's APP0 segment is at most 64 KB).
 HEAD_BYTES = 0x10000 + 16
 
 #: How to embed: replace the file's first ``keep_from`` bytes with ``head``, then append ``tail``.
@@ -75,7 +75,7 @@ def plan(head: bytes, size: int, mime: str, meta: dict[str, Any]) -> Plan | None
 
     The rest of the file is copied unchanged, so an image of any size is never read whole.
 
-    :param head: The file's first :data:`HEAD_BYTES` bytes (or all of it, if shorter).
+    :param head: The file's first ``HEAD_BYTES`` bytes (or all of it, if shorter).
     :param size: The file's size in bytes.
     :param mime: Its MIME type.
     :param meta: JSON-serialisable provenance.

@@ -206,7 +206,7 @@ def litellm_params(name: str, provider: str) -> frozenset[str] | None:
 
     litellm has no public function for this (``get_supported_openai_params`` knows no
     image requests), so its config classes are asked; if they are gone or changed, the
-    table litellm 1.106.2 had is used, with a :class:`DependencyChangedWarning`.
+    table litellm 1.106.2 had is used, with a ``DependencyChangedWarning``.
     """
     litellm = load_litellm()
     try:
@@ -355,7 +355,7 @@ def body_fallback(kwargs: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def tolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``litellm.image_generation`` that retries once with :func:`body_fallback` when litellm refuses a parameter.
+    """``litellm.image_generation`` that retries once with ``body_fallback`` when litellm refuses a parameter.
 
     The refusal happens before any request, so nothing is sent twice.
     """
@@ -373,7 +373,7 @@ def tolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def atolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`tolerant` for ``litellm.aimage_generation``."""
+    """``tolerant`` for ``litellm.aimage_generation``."""
 
     async def call(**kwargs: Any) -> Any:
         try:
@@ -503,7 +503,7 @@ def refined_errors(model: str, api_key: str | None, extra: dict[str, Any]) -> It
     """The one place litellm's exceptions are changed: notes added, secrets scrubbed, types kept.
 
     A 200 answer carrying an error object (litellm's ``APIError`` with a string code)
-    becomes :class:`NoImageError`, the reference's ``ValueError``.
+    becomes ``NoImageError``, the reference's ``ValueError``.
     """
     try:
         yield

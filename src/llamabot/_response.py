@@ -1,7 +1,7 @@
-"""The response value: litellm's image response as :class:`GeneratedImage` values.
+"""The response value: litellm's image response as ``GeneratedImage`` values.
 
 Making the values is pure (no network, no files). A value's ``save()`` and its notebook
-display are one-line delegations to :mod:`llamabot._io` and :mod:`llamabot._notebook`,
+display are one-line delegations to ``llamabot._io`` and ``llamabot._notebook``,
 which know nothing of this module at run time (so there is no import cycle).
 """
 
@@ -33,8 +33,8 @@ class GeneratedImage:
 
     Immutable. Base64 and ``data:`` URIs are decoded when the value is made, and the MIME
     type is read from the bytes, so an image that is not one fails here. A URL is kept as
-    it came (nothing is fetched): :func:`llamabot.bot.imagebot.generated_image_bytes`
-    downloads it, :meth:`save` streams it to a file.
+    it came (nothing is fetched): ``llamabot.bot.imagebot.generated_image_bytes``
+    downloads it, ``save`` streams it to a file.
 
     :param url: The image URL as the provider sent it (``http(s)://`` or ``data:``).
     :param b64_json: Base64 image data, if the provider sent it.

@@ -153,7 +153,7 @@ class ImageBot:
         return self._run(prompt, deliver=False)[0]
 
     async def agenerate(self, prompt: str) -> GeneratedImages:
-        """Like :meth:`generate`, on ``litellm.aimage_generation``.
+        """Like ``generate``, on ``litellm.aimage_generation``.
 
         :param prompt: The text prompt describing the image to generate.
         :return: The images, with ``cost`` where litellm reports it.
@@ -258,7 +258,7 @@ class ImageBot:
         save_dir: Optional[Path] = None,
         progress: Optional[bool] = None,
     ) -> list[Union[str, Path, Exception]]:
-        """Like :meth:`batch`, on the event loop: at most ``concurrency`` requests in flight.
+        """Like ``batch``, on the event loop: at most ``concurrency`` requests in flight.
 
         :param prompts: The prompts.
         :param concurrency: How many requests to keep in flight.
@@ -315,7 +315,7 @@ class ImageBot:
         directory: Optional[Path] = None,
         cancel: Optional[threading.Event] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
-        """The sync shell: the request here, then :meth:`_complete`."""
+        """The sync shell: the request here, then ``_complete``."""
         call = self._begin()
         try:
             response = generate_image_response(self, prompt, deadline=call.deadline, cancel=cancel)
@@ -642,7 +642,7 @@ def image_generation_kwargs_for_bot(bot: ImageBot, prompt: str) -> dict[str, Any
     """Build the keyword arguments for ``litellm.image_generation``: exactly what will be sent.
 
     Defaults the model does not accept are left out; an explicit setting it does not
-    accept is dropped with an :class:`~llamabot.UnsupportedSettingWarning`.
+    accept is dropped with an ``UnsupportedSettingWarning``.
 
     :param bot: The ImageBot providing generation settings.
     :param prompt: The prompt to generate an image from.
@@ -688,7 +688,7 @@ def generate_image_response(
 
 
 async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Optional[float] = None) -> Any:
-    """:func:`generate_image_response` on ``litellm.aimage_generation``, without blocking the event loop.
+    """``generate_image_response`` on ``litellm.aimage_generation``, without blocking the event loop.
 
     :param bot: The ImageBot providing generation settings.
     :param prompt: The prompt to generate an image from.
@@ -710,12 +710,12 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
 
 
 def first_generated_image(response: Any) -> GeneratedImage:
-    """Return the first image of a litellm image response (or of :class:`~llamabot.GeneratedImages`).
+    """Return the first image of a litellm image response (or of ``GeneratedImages``).
 
     :param response: What ``litellm.image_generation`` returned, or the images parsed from it.
     :return: The first generated image.
     :raises ValueError: If the response does not contain generated images
-        (:class:`~llamabot.NoImageError`, whose message says "No images found in response").
+        (``NoImageError``, whose message says "No images found in response").
     """
     from llamabot._response import GeneratedImages, parse_response
 
@@ -726,7 +726,7 @@ def first_generated_image(response: Any) -> GeneratedImage:
 def generated_image_reference(image: Any) -> str:
     """Return a displayable reference for a generated image: its URL, else a data URI.
 
-    :param image: A :class:`~llamabot.GeneratedImage`, or a litellm image object.
+    :param image: A ``GeneratedImage``, or a litellm image object.
     :return: The image URL, or a ``data:`` URI carrying the image's real MIME type.
     :raises ValueError: If neither a URL nor base64 image data is present.
     """
@@ -736,7 +736,7 @@ def generated_image_reference(image: Any) -> str:
 def generated_image_bytes(image: Any) -> bytes:
     """Return a generated image's bytes: base64 decoded, or downloaded from its URL (size capped).
 
-    :param image: A :class:`~llamabot.GeneratedImage`, or a litellm image object.
+    :param image: A ``GeneratedImage``, or a litellm image object.
     :return: The image bytes.
     :raises ValueError: If neither a URL nor base64 image data is present, or the data is not an image.
     :raises ~llamabot.ImageDownloadError: If the URL cannot be downloaded.
@@ -758,7 +758,7 @@ def is_running_in_jupyter() -> bool:
 
 
 def _as_generated(image: Any) -> GeneratedImage:
-    """A litellm image object (or look-alike) as a :class:`~llamabot.GeneratedImage`."""
+    """A litellm image object (or look-alike) as a ``GeneratedImage``."""
     from llamabot._response import GeneratedImage, parse_response
 
     if isinstance(image, GeneratedImage):
