@@ -17,7 +17,6 @@ every module beyond the class definition is imported inside the function that ne
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Optional
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,19 +25,22 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from concurrent.futures import Future
     from pathlib import Path
-    from typing import Any, Union
+    from typing import Any, Optional, Union
 
     from llamabot._response import GeneratedImage, GeneratedImages
 
 RESPONSE_FORMATS = ("url", "b64_json")
 
 
-class _Call(NamedTuple):
-    """One call's clock and where it is recorded."""
+class _Call:
+    """One call's clock and where it is recorded (a plain class: ``typing`` would slow ``import llamabot``)."""
 
-    started: float
-    deadline: float
-    history: Optional[Path]
+    __slots__ = ("deadline", "history", "started")
+
+    def __init__(self, started: float, deadline: float, history: Optional[Path]) -> None:
+        self.started = started
+        self.deadline = deadline
+        self.history = history
 
 
 class ImageBot:
