@@ -35,6 +35,16 @@ WEBP = make_image("WEBP")
 GIF = make_image("GIF")
 
 
+def tagged(text: bytes, image: bytes = PNG) -> bytes:
+    """A complete PNG made unique by ``text``, in a tEXt chunk before IEND (the pixels are ``image``'s)."""
+    import struct
+    import zlib
+
+    body = b"Comment\x00" + text
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    return image[:-12] + chunk + image[-12:]
+
+
 def same_pixels(a: bytes, b: bytes) -> bool:
     """Whether two image files decode to the same pixels (metadata may differ)."""
     with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:

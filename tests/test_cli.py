@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import llamabot as lmb
-from tests.fakes import JPEG, PNG, b64, same_pixels
+from tests.fakes import JPEG, PNG, b64, same_pixels, tagged
 from tests.test_pipelines import echo_images
 
 CANARY = "sk-canary-cli-0123456789abcdef"
@@ -66,7 +66,7 @@ def test_json_output_stdin_prompts_and_options(provider):
     assert run.returncode == 0, run.stderr
     records = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["prompt"] for r in records] == ["A cat", "A dog"]
-    assert [Path(r["path"]).read_bytes() for r in records] == [PNG + b"A cat", PNG + b"A dog"]
+    assert [Path(r["path"]).read_bytes() for r in records] == [tagged(b"A cat"), tagged(b"A dog")]
     assert all(r["model"] == "gpt-image-1" and "revised_prompt" in r and "cost" in r for r in records)
     bodies = [c.json for c in provider.calls("/images/generations")]
     assert all(

@@ -12,7 +12,7 @@ import pytest
 from werkzeug import Response
 
 import llamabot as lmb
-from tests.fakes import PNG, b64
+from tests.fakes import PNG, b64, tagged
 
 
 def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
@@ -27,7 +27,7 @@ def echo_images(provider) -> None:
         if "FAIL" in body["prompt"]:
             error = {"error": {"message": "Your request was rejected", "type": "invalid_request_error"}}
             return Response(json.dumps(error), 400, content_type="application/json")
-        data = PNG + body["prompt"].encode()
+        data = tagged(body["prompt"].encode())
         return Response(
             json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json"
         )
@@ -94,7 +94,7 @@ def test_batch_returns_results_in_order_with_failures_in_place(provider):
     prompts = ["one", "two FAIL", "three", "four"]
     results = gpt_bot(provider).batch(prompts, concurrency=2, progress=False)
     assert [type(r).__name__ for r in results] == ["PosixPath", "BadRequestError", "PosixPath", "PosixPath"]
-    assert [r.read_bytes() for r in results if isinstance(r, Path)] == [PNG + b"one", PNG + b"three", PNG + b"four"]
+    assert [r.read_bytes() for r in results if isinstance(r, Path)] == [tagged(b"one"), tagged(b"three"), tagged(b"four")]
 
 
 def test_batch_save_dir_and_return_url(provider):
@@ -103,9 +103,9 @@ def test_batch_save_dir_and_return_url(provider):
     bot = gpt_bot(provider)
     paths = bot.batch(["a cat", "a dog"], save_dir=Path("out"), progress=False)
     assert paths == [Path("out/a_cat.png"), Path("out/a_dog.png")]
-    assert [p.read_bytes() for p in paths] == [PNG + b"a cat", PNG + b"a dog"]
+    assert [p.read_bytes() for p in paths] == [tagged(b"a cat"), tagged(b"a dog")]
     refs = bot.batch(["a bird"], return_url=True, progress=False)
-    assert refs == [f"data:image/png;base64,{b64(PNG + b'a bird')}"]
+    assert refs == [f"data:image/png;base64,{b64(tagged(b'a bird'))}"]
 
 
 def test_batch_concurrency_is_bounded_and_used(provider):
@@ -150,7 +150,7 @@ def test_many_tasks_can_share_one_bot(provider):
         return await asyncio.gather(*(bot.acall("same prompt") for _ in range(6)))
 
     paths = asyncio.run(scenario())
-    assert len(set(paths)) == 6 and all(p.read_bytes() == PNG + b"same prompt" for p in paths)
+    assert len(set(paths)) == 6 and all(p.read_bytes() == tagged(b"same prompt") for p in paths)
 
 
 def test_batch_progress_bar_goes_to_stderr_when_asked(provider, capsys):

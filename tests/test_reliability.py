@@ -285,8 +285,9 @@ def test_canary_key_never_leaks(provider, caplog, capsys, monkeypatch):
     assert not [s for s in seen if canary in s]
 
 
-def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path):
-    """SIGINT while an image is downloading: exit 130, no temporary or partial file left."""
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path, signal_name):
+    """SIGINT (Ctrl-C) or SIGTERM while an image is downloading: exit 130, no temporary or partial file left."""
     import os
     import signal
     import subprocess
@@ -324,7 +325,7 @@ def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path):
     while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
         time.sleep(0.05)
     assert out.exists() and any(out.iterdir()), "the download never started"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr

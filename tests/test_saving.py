@@ -12,7 +12,7 @@ from werkzeug import Response
 
 import llamabot as lmb
 from llamabot import GeneratedImage, ImageDownloadError, InvalidImageError
-from tests.fakes import JPEG, PNG, WEBP, b64
+from tests.fakes import JPEG, PNG, WEBP, b64, tagged
 
 
 def bot_for(provider, **kwargs) -> lmb.ImageBot:
@@ -48,7 +48,7 @@ def test_save_path_is_used_as_given_with_parents_created(provider):
     assert bot_for(provider)("A painting of a dog", save_path=target) == target
     assert target.read_bytes() == PNG
     provider.server.clear()
-    provider.openai_images([make_png := PNG + b""])
+    provider.openai_images([make_png := tagged(b"second")])
     assert bot_for(provider)("A painting of a dog", save_path=str(target)) == target
     assert target.read_bytes() == make_png and leftovers(Path.cwd()) == []
 
@@ -95,7 +95,7 @@ def test_concurrent_calls_each_get_their_own_complete_file(provider):
 
     def answer(_request):
         with lock:
-            data = PNG + bytes([next(counter)]) * 50_000  # trailing bytes make each image unique
+            data = tagged(bytes([next(counter)]) * 50_000)  # a text chunk makes each image unique
         return Response(
             json.dumps({"created": 1, "data": [{"b64_json": b64(data)}]}), 200, content_type="application/json"
         )
@@ -121,7 +121,7 @@ def test_concurrent_calls_each_get_their_own_complete_file(provider):
         ["same_prompt.png"] + [f"same_prompt_{i}.png" for i in range(2, 9)]
     )
     contents = [p.read_bytes() for p in results]
-    assert len(set(contents)) == 8 and all(len(c) == len(PNG) + 50_000 for c in contents)
+    assert len(set(contents)) == 8 and all(len(c) == len(tagged(b"x" * 50_000)) for c in contents)
     assert leftovers(Path.cwd()) == []
 
 
@@ -160,9 +160,13 @@ def test_truncated_download_leaves_no_partial_file(provider):
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.invalid/x.png", "gopher://x/y"])
 def test_only_http_and_https_are_fetched(url):
-    """Other schemes are refused before any I/O."""
+    """Other schemes are refused before any I/O: such an image cannot even be made, nor fetched."""
+    from llamabot import InvalidImageError, _io
+
+    with pytest.raises(InvalidImageError, match="only returns http"):
+        GeneratedImage(url=url)
     with pytest.raises(ImageDownloadError, match="only http and https"):
-        GeneratedImage(url=url).save("x.png")
+        _io.fetch_image(url)
     assert not Path("x.png").exists()
 
 
@@ -182,7 +186,7 @@ def test_redirects_to_http_are_followed(provider):
 
 def test_downloads_over_the_size_cap_are_refused(provider):
     """max_image_bytes caps what is downloaded; nothing is written."""
-    provider.openai_images([PNG + b"\0" * 5000])
+    provider.openai_images([tagged(b"\0" * 5000)])
     bot = bot_for(provider)
     bot.max_image_bytes = 1000
     with pytest.raises(ImageDownloadError, match="larger than"):

@@ -8,7 +8,8 @@ Provider failures keep litellm's own exception types (every one subclasses
     ImageBotError
     ├── NoImageError (ValueError)         the provider answered, but with no image
     ├── InvalidImageError (ValueError)    bytes, base64 or a data URI that is not an image
-    └── ImageDownloadError (OSError)      an image URL could not be fetched
+    ├── ImageDownloadError (OSError)      an image URL could not be fetched
+    └── ImageSaveError (OSError)          generated images could not be written (they are on it)
 
     UserWarning
     ├── RetiredModelWarning     kept for code that filters it; no longer emitted
@@ -19,6 +20,8 @@ Provider failures keep litellm's own exception types (every one subclasses
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ImageBotError(Exception):
@@ -35,6 +38,16 @@ class InvalidImageError(ImageBotError, ValueError):
 
 class ImageDownloadError(ImageBotError, OSError):
     """An image URL returned by the provider could not be downloaded."""
+
+
+class ImageSaveError(ImageBotError, OSError):
+    """Generated images could not be written (a read-only folder, a full disk).
+
+    The images were paid for: they are on the exception as ``images`` (what ``generate()``
+    returns), so ``exc.images[0].save(other_path)`` still keeps them.
+    """
+
+    images: list[Any]
 
 
 class RetiredModelWarning(UserWarning):

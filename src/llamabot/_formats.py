@@ -89,6 +89,35 @@ def require_image(head: bytes, what: str) -> str:
     return mime
 
 
+#: How much of a file's end :func:`require_complete` needs.
+TAIL_BYTES = 16
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def require_complete(head: bytes, tail: bytes, size: int, mime: str) -> None:
+    """Refuse a PNG, JPEG or WEBP whose structure says it was cut short (or padded).
+
+    :param head: The file's first bytes (at least 12).
+    :param tail: The file's last :data:`TAIL_BYTES` bytes.
+    :param size: The file's size in bytes.
+    :param mime: Its sniffed MIME type; other formats are not checked.
+    :raises InvalidImageError: If the image is incomplete.
+    """
+    problem = None
+    if mime == "image/png" and not tail.endswith(_PNG_END):
+        problem = "a PNG ends with an IEND chunk"
+    elif mime == "image/jpeg" and not tail.rstrip(b"\x00\r\n").endswith(b"\xff\xd9"):
+        problem = "a JPEG ends with an end-of-image marker"
+    elif mime == "image/webp" and int.from_bytes(head[4:8], "little") + 8 != size:
+        problem = f"this WEBP says it is {int.from_bytes(head[4:8], 'little') + 8:,} bytes long"
+    if problem:
+        msg = (
+            f"The generated image is incomplete ({size:,} bytes, but {problem}); nothing was saved. "
+            "The download was cut short or the provider sent a damaged file: generate it again."
+        )
+        raise InvalidImageError(msg)
+
+
 def decode_base64(data: str | bytes) -> bytes:
     """Decode base64 image data strictly, tolerating line breaks and missing padding.
 

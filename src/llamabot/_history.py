@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 ENV_PATH = "IMAGEBOT_HISTORY_DB"
+#: How long a write waits for a database another process holds locked.
+BUSY_SECONDS = 1.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -100,9 +102,11 @@ def default_path() -> Path:
 def _connect(path: Path | None) -> sqlite3.Connection:
     path = Path(path) if path is not None else default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    # A locked database (another process writing, or a stuck one) may hold a call up for a
+    # second at most; then the call warns and moves on (HistoryWarning).
+    connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
     connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA busy_timeout = 30000")
+    connection.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.executescript(_SCHEMA)
     return connection

@@ -29,10 +29,12 @@ from llamabot._formats import (
     EXTENSIONS,
     SNIFF_BYTES,
     SUFFIX_MIME,
+    TAIL_BYTES,
     iter_chunks,
+    require_complete,
     require_image,
 )
-from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan
+from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan, record
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -86,6 +88,7 @@ def stream_url(
         network failure or timeout.
     """
     import requests
+    import urllib3
 
     try:
         for _ in range(_MAX_REDIRECTS + 1):
@@ -110,13 +113,21 @@ def stream_url(
             if isinstance(declared, str) and declared.isdigit() and int(declared) > max_bytes:
                 raise ImageDownloadError(_too_large(url, max_bytes))
             total = 0
-            for chunk in response.iter_content(_CHUNK):
+            # read1 returns whatever has arrived (at least a byte), so the deadline is checked
+            # however slowly the server sends; iter_content would wait for whole 64 KiB chunks.
+            while chunk := response.raw.read1(_CHUNK, decode_content=True):
                 total += len(chunk)
                 if total > max_bytes:
                     raise ImageDownloadError(_too_large(url, max_bytes))
                 _remaining(deadline, timeout, url)
                 yield chunk
-    except requests.RequestException as exc:
+            if isinstance(declared, str) and declared.isdigit() and total != int(declared):
+                msg = (
+                    f"The download from {redact_url(url)} ended after {total:,} bytes, but the server "
+                    f"announced {int(declared):,}; nothing was saved. Generate the image again."
+                )
+                raise ImageDownloadError(msg)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         msg = f"Could not download the generated image from {redact_url(url)}: {type(exc).__name__}."
         raise ImageDownloadError(msg) from exc
 
@@ -167,8 +178,9 @@ def _write_temp(
 ) -> tuple[Path, str]:
     """Write the image into a new temporary file in ``directory``; return it and the MIME type."""
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(directory)
     with _temp_file(directory) as (tmp, file):
-        head, mime = b"", None
+        head, tail, size, mime = b"", b"", 0, None
         for chunk in _source(image, timeout, max_bytes, deadline):
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt
@@ -177,8 +189,24 @@ def _write_temp(
                 if len(head) >= SNIFF_BYTES:
                     mime = require_image(head, "The generated image")
             file.write(chunk)
+            size += len(chunk)
+            tail = (tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
         mime = mime or require_image(head, "The generated image")
+        require_complete(head, tail, size, mime)
     return tmp, mime
+
+
+#: A temporary file this old in a folder being saved into was left by a killed process.
+STALE_PART_SECONDS = 3600
+
+
+def remove_stale_parts(directory: Path) -> None:
+    """Delete ``.imagebot-*.part`` files over an hour old in ``directory`` (a killed run's debris)."""
+    cutoff = time.time() - STALE_PART_SECONDS
+    for part in directory.glob(".imagebot-*.part"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
@@ -273,14 +301,36 @@ def image_info(path: str | Path) -> dict[str, Any] | None:
 
     :param path: An image saved with provenance (``imagebot_metadata=True``, or the command line).
     :return: The provenance embedded in the file (or kept in ``<file>.json`` for formats that
-        cannot carry it), or ``None`` if the file has none.
+        cannot carry it), only our known fields, or ``None`` if the file has none. Never raises
+        for a malformed or hostile file, and reads at most 2 MiB of it.
     """
     path = Path(path)
-    with path.open("rb") as file:
-        found = extract(file.read())
-    if found is None and sidecar_path(path).is_file():
-        found = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    found = extract(*_ends(path))
+    if found is None:
+        found = record(_ends(sidecar_path(path))[0])
     return found
+
+
+#: How much of a file's start and end ``image_info`` reads: our records sit within them.
+INFO_BYTES = 1 << 20
+
+
+def _ends(path: Path) -> tuple[bytes, bytes]:
+    """A regular file's first and last :data:`INFO_BYTES` (empty for anything else: devices, pipes)."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return b"", b""
+        with path.open("rb") as file:
+            head = file.read(INFO_BYTES)
+            size = os.fstat(file.fileno()).st_size
+            if size <= INFO_BYTES:
+                return head, b""
+            file.seek(max(INFO_BYTES, size - INFO_BYTES))
+            return head, file.read(INFO_BYTES)
+    except OSError:
+        return b"", b""
 
 
 def save_image(

@@ -170,19 +170,42 @@ def _plan_webp(head: bytes, size: int, meta: dict[str, Any]) -> Plan:
     return keep_from, b"RIFF" + struct.pack("<I", 4 + body_size) + b"WEBP" + start, xmp_chunk
 
 
-def extract(data: bytes) -> dict[str, Any] | None:
-    """Read provenance back from an image file's bytes, or ``None`` if it has none."""
+#: The fields of our record; anything else found in a file is not ours and is not returned.
+FIELDS = ("prompt", "revised_prompt", "model", "provider", "settings", "created", "generator")
+
+
+def extract(head: bytes, tail: bytes = b"") -> dict[str, Any] | None:
+    """Read our provenance back from an image file's first (and last) bytes, or ``None``.
+
+    Never raises for malformed content: hostile or damaged files give ``None``.
+
+    :param head: The file's first bytes (our PNG chunk and JPEG segment are near the start).
+    :param tail: The file's last bytes (our WEBP chunk is at the end).
+    """
     try:
-        if data.startswith(_PNG_SIGNATURE):
-            return _extract_png(data)
-        if data.startswith(b"\xff\xd8") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-            return _extract_xmp(data)
-    except (ValueError, struct.error, IndexError, UnicodeDecodeError):
+        if head.startswith(_PNG_SIGNATURE):
+            return record(_extract_png(head))
+        if head.startswith(b"\xff\xd8") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+            return record(_extract_xmp(head) or _extract_xmp(tail))
+    except (ValueError, struct.error, IndexError, UnicodeDecodeError, RecursionError):
         return None
     return None
 
 
-def _extract_png(data: bytes) -> dict[str, Any] | None:
+def record(text: str | bytes | None) -> dict[str, Any] | None:
+    """Our record from its JSON text: a dict of our known fields, else ``None`` (never raises)."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):  # malformed, or nested deep enough to exhaust the stack
+        return None
+    if not isinstance(found, dict) or not any(key in found for key in FIELDS):
+        return None
+    return {key: found[key] for key in FIELDS if key in found}
+
+
+def _extract_png(data: bytes) -> str | None:
     position = 8
     while position + 8 <= len(data):
         length = struct.unpack(">I", data[position : position + 4])[0]
@@ -193,18 +216,18 @@ def _extract_png(data: bytes) -> dict[str, Any] | None:
             rest = body[len(KEY) + 3 :]
             _, _, rest = rest.partition(b"\x00")
             _, _, text = rest.partition(b"\x00")
-            return json.loads(text.decode("utf-8"))
+            return text.decode("utf-8")
         if kind == b"IEND":
             break
         position += 12 + length
     return None
 
 
-def _extract_xmp(data: bytes) -> dict[str, Any] | None:
+def _extract_xmp(data: bytes) -> str | None:
     marker = b'imagebot:provenance="'
     start = data.find(marker)
     if start < 0:
         return None
     start += len(marker)
     end = data.index(b'"', start)
-    return json.loads(unescape(data[start:end].decode("utf-8")))
+    return unescape(data[start:end].decode("utf-8"))

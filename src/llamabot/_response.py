@@ -8,11 +8,12 @@ which know nothing of this module at run time (so there is no import cycle).
 from __future__ import annotations
 
 import base64
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from llamabot._exceptions import NoImageError
+from llamabot._exceptions import InvalidImageError, NoImageError
 from llamabot._formats import EXTENSIONS, SNIFF_BYTES, DataURI, decode_base64, require_image
 
 
@@ -71,6 +72,14 @@ class GeneratedImage:
             data = decode_base64(b64_json)
         elif url and url[:5].lower() == "data:":
             data, url = DataURI.parse(url).decode(), None
+        elif url and urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+            # A provider's answer is untrusted: file:, javascript: and the like never come back.
+            scheme = urllib.parse.urlsplit(url).scheme or "relative"
+            msg = (
+                f"The provider answered with a {scheme}: URL instead of an image; ImageBot only "
+                "returns http(s) URLs and data:image/* URIs."
+            )
+            raise InvalidImageError(msg)
         fields = {
             "url": url if data is None else None,
             "data": data,
@@ -228,6 +237,7 @@ def parse_response(
     prompt: str | None = None,
     model: str | None = None,
     cost: float | None = None,
+    max_bytes: int | None = None,
 ) -> GeneratedImages:
     """Collect every image of a litellm ``ImageResponse`` (or a look-alike).
 
@@ -235,19 +245,32 @@ def parse_response(
     :param prompt: The prompt, kept on each image.
     :param model: The model, kept on each image.
     :param cost: What the response cost in USD, where known.
+    :param max_bytes: The largest image accepted; base64 over it is refused before decoding.
     :return: The images, at least one.
     :raises NoImageError: If the response holds no image.
+    :raises InvalidImageError: If an image is not one, or is over ``max_bytes``.
     """
     images = GeneratedImages(cost=cost, model=model, prompt=prompt)
     for item in _items(response):
         url, b64 = _text(_field(item, "url")), _text(_field(item, "b64_json"))
         if url or b64:
+            _within(max_bytes, b64 or (url if (url or "")[:5].lower() == "data:" else None))
             revised = _text(_field(item, "revised_prompt"))
             images.append(GeneratedImage(url=url, b64_json=b64, revised_prompt=revised, prompt=prompt, model=model))
     if not images:
         msg = f"No images found in response from {model or 'the provider'}. " + _why_empty(model)
         raise NoImageError(msg)
     return images
+
+
+def _within(max_bytes: int | None, encoded: str | None) -> None:
+    """Refuse base64 (or a data URI) that decodes to more than ``max_bytes``, without decoding it."""
+    if max_bytes is not None and encoded is not None and len(encoded) * 3 // 4 > max_bytes + 3:
+        msg = (
+            f"The provider sent an image of about {len(encoded) * 3 // 4:,} bytes, over the "
+            f"{max_bytes:,}-byte limit; raise ImageBot.max_image_bytes if you expect images this large."
+        )
+        raise InvalidImageError(msg)
 
 
 _EMPTY_REASONS = {

@@ -254,8 +254,15 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     return 1 if failures else 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the command as Ctrl-C does: nothing partial is left
+
+
 def run() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -374,7 +374,11 @@ class ImageBot:
         images = None
         try:
             images = parse_response(
-                response, prompt=prompt, model=self.model, cost=_providers.response_cost(response, self.model)
+                response,
+                prompt=prompt,
+                model=self.model,
+                cost=_providers.response_cost(response, self.model),
+                max_bytes=self.max_image_bytes,
             )
             images.settings = self._public_settings(_request_kwargs(self, prompt)[0])
             first = first_generated_image(images)
@@ -382,7 +386,13 @@ class ImageBot:
             if deliver and return_url:
                 result = generated_image_reference(first)
             elif deliver:
-                images = self._save(images, prompt, save_path, call.deadline, directory, cancel)
+                try:
+                    images = self._save(images, prompt, save_path, call.deadline, directory, cancel)
+                except OSError as exc:
+                    unsaved = _unsaved(exc, images)
+                    if unsaved is exc:
+                        raise
+                    raise unsaved from exc
                 result = images[0].path
         except Exception as exc:
             self._remember(call, prompt, images, exc)
@@ -602,6 +612,28 @@ def _shown(images: GeneratedImages, result: Union[str, Path, None]) -> Union[str
         return result
     _notebook.show(images)
     return _notebook.ImageReference(result) if isinstance(result, str) else result
+
+
+def _unsaved(exc: OSError, images: GeneratedImages) -> OSError:
+    """The error for images that were generated (and paid for) but not saved: it carries them.
+
+    A failed download keeps its type (the URL is on the images, valid for a while); any other
+    failure to write becomes ``ImageSaveError``, whose message says where the images are.
+    """
+    from llamabot import _providers
+    from llamabot._exceptions import ImageDownloadError, ImageSaveError
+
+    where = (
+        f"The {len(images)} generated image{'s' * (len(images) != 1)} "
+        "are on this exception as exc.images; exc.images[0].save(path) writes one elsewhere."
+    )
+    if isinstance(exc, ImageDownloadError):
+        exc.images = images  # type: ignore[attr-defined]
+        _providers.add_note(exc, where)
+        return exc
+    error = ImageSaveError(exc.errno, f"{exc.strerror or exc}. {where}", exc.filename)
+    error.images = images
+    return error
 
 
 def _env_flag(name: str) -> bool:
