@@ -14,6 +14,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llamabot._redact import redact_url
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -73,7 +75,8 @@ def entry(
     """
     cost = getattr(images, "cost", None)  # GeneratedImages carries the response's cost
     images = list(images or [])
-    outputs = [str(i.path) if i.path is not None else i.url for i in images if i.path is not None or i.is_remote]
+    # A result URL is stored without its query: signed URLs (?sig=, X-Amz-Signature) carry tokens.
+    outputs = [str(i.path) if i.path is not None else redact_url(i.url) for i in images if i.path or i.url]
     return {
         "time": now(),
         "prompt": prompt,

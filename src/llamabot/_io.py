@@ -35,6 +35,7 @@ from llamabot._formats import (
     require_image,
 )
 from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan, record
+from llamabot._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -45,12 +46,6 @@ _CHUNK = 1 << 16
 _COPY_CHUNK = 1 << 20
 _MAX_REDIRECTS = 5
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
-
-
-def redact_url(url: str) -> str:
-    """Drop the query string: signed URLs carry tokens in it."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _check_scheme(url: str) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from llamabot._exceptions import DependencyChangedWarning, NoImageError, UnsupportedSettingWarning
+from llamabot._redact import is_secret_name, redact, scrub, secrets_to_hide
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -56,8 +56,6 @@ KEY_ENV_VARS = {
     "together_ai": "TOGETHERAI_API_KEY",
     "stability": "STABILITY_API_KEY",
 }
-_SECRET_NAME = re.compile(r"key|secret|token|password|credential|auth", re.IGNORECASE)
-_SECRET_ENV = re.compile(r"(_API_KEY|_KEY|_SECRET|_SECRET_ACCESS_KEY|_TOKEN|_PASSWORD)$")
 
 
 def load_litellm() -> Any:
@@ -145,11 +143,6 @@ _SDK_PROVIDERS = frozenset({"openai", "xai"})
 def attempts_per_call(provider: str | None) -> int:
     """How many attempts one litellm image call makes on a transient failure."""
     return 3 if provider in _SDK_PROVIDERS else 1
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a keyword argument's name suggests it holds a credential."""
-    return bool(_SECRET_NAME.search(name))
 
 
 @functools.lru_cache(maxsize=256)
@@ -445,32 +438,17 @@ def check_prompt(model: str, prompt: str, extra: dict[str, Any]) -> None:
 
 
 def public_settings(sent: dict[str, Any]) -> dict[str, Any]:
-    """Settings fit to store in a file or a history: no prompt, model, credential or URL token."""
-    from llamabot._io import redact_url
+    """Settings fit to store in a file or a history: no prompt, model, endpoint or secret at any depth.
 
+    The endpoint (``api_base``) is left out: an Azure resource host or a private gateway must not
+    travel inside every saved image; the provider's name is stored beside the settings instead.
+    """
     public = {}
     for key, value in sent.items():
-        if value is None or key in ("prompt", "model", "api_key") or is_secret_name(key):
+        if value is None or key in ("prompt", "model", "api_key", "api_base") or is_secret_name(key):
             continue
-        if key == "api_base" and isinstance(value, str):
-            value = redact_url(value)
-        public[key] = value if isinstance(value, (str, int, float, bool, list, dict)) else repr(value)
+        public[key] = redact(value, key)
     return public
-
-
-def secrets_to_hide(api_key: str | None, extra: dict[str, Any]) -> list[str]:
-    """Collect the credential values that must never appear in output."""
-    values = [api_key] if isinstance(api_key, str) else []
-    values += [v for k, v in extra.items() if isinstance(v, str) and is_secret_name(k)]
-    values += [v for k, v in os.environ.items() if _SECRET_ENV.search(k)]
-    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in ``text`` with ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str, Any]) -> None:
@@ -481,7 +459,7 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     :param api_key: The bot's API key, to scrub.
     :param extra: The bot's extra kwargs, whose credentials are scrubbed too.
     """
-    hidden = secrets_to_hide(api_key, extra)
+    hidden = secrets_to_hide({"api_key": api_key}, extra)
     _scrub_exception(exc, hidden)
     text = str(exc)
     notes = getattr(exc, "__notes__", [])

@@ -102,8 +102,8 @@ class ImageBot:
         self._validate()
 
     def __repr__(self) -> str:
-        """Show the settings, with every credential masked."""
-        from llamabot import _providers
+        """Show the settings, with every credential masked at any depth and the endpoint without secrets."""
+        from llamabot import _redact
 
         shown = {
             "model": self.model,
@@ -111,13 +111,12 @@ class ImageBot:
             "quality": self.quality,
             "n": self.n,
             "response_format": self.response_format,
-            "api_key": None if self.api_key is None else "***",
-            "api_base": self.api_base,
+            "api_key": None if self.api_key is None else _redact.MASK,
+            "api_base": None if self.api_base is None else _redact.redact_url(self.api_base),
             "api_version": self.api_version,
             "timeout": self.timeout,
         }
-        for key, value in self.image_generation_kwargs.items():
-            shown[key] = "***" if _providers.is_secret_name(key) and value is not None else value
+        shown.update(_redact.redact(self.image_generation_kwargs))
         return f"ImageBot({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __call__(
@@ -430,15 +429,17 @@ class ImageBot:
         """Record one generation in the history, if on; a failure to record is a warning, never the call's failure."""
         import warnings
 
-        from llamabot import _history, _providers
+        from llamabot import _history, _redact
         from llamabot._exceptions import HistoryWarning
 
         if call.history is None:
             return
         error_text = None
         if error is not None:
-            secrets = _providers.secrets_to_hide(self.api_key, self.image_generation_kwargs)
-            error_text = _providers.scrub(f"{type(error).__name__}: {error}", secrets)
+            secrets = _redact.secrets_to_hide(
+                {"api_key": self.api_key, "api_base": self.api_base}, self.image_generation_kwargs
+            )
+            error_text = _redact.scrub(f"{type(error).__name__}: {error}", secrets)
         entry = _history.entry(
             prompt,
             images,
@@ -709,7 +710,7 @@ def generate_image_response(
 
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
     litellm = _providers.load_litellm()
-    with _providers.refined_errors(bot.model, bot.api_key, bot.image_generation_kwargs):
+    with _providers.refined_errors(bot.model, bot.api_key, {**bot.image_generation_kwargs, "api_base": bot.api_base}):
         # Looked up at call time so that mocker.patch("litellm.image_generation") works.
         return _calls.call(
             _providers.tolerant(litellm.image_generation),
@@ -733,7 +734,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
 
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
     litellm = _providers.load_litellm()
-    with _providers.refined_errors(bot.model, bot.api_key, bot.image_generation_kwargs):
+    with _providers.refined_errors(bot.model, bot.api_key, {**bot.image_generation_kwargs, "api_base": bot.api_base}):
         return await _calls.acall(
             _providers.atolerant(litellm.aimage_generation),
             kwargs,
