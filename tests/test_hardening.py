@@ -57,7 +57,7 @@ def test_slow_drip_download_ends_at_the_timeout(provider):
     start = time.monotonic()
     with pytest.raises(lmb.ImageDownloadError, match="Timed out"):
         bot("A fox")
-    assert time.monotonic() - start < 4.5
+    assert time.monotonic() - start < 4.0  # timeout + 1 s
     assert files_left(Path.cwd()) == []
 
 
@@ -68,7 +68,7 @@ def test_slow_drip_download_ends_at_the_timeout_async(provider):
     start = time.monotonic()
     with pytest.raises(lmb.ImageDownloadError):
         asyncio.run(bot.acall("A fox"))
-    assert time.monotonic() - start < 4.5
+    assert time.monotonic() - start < 4.0  # timeout + 1 s
 
 
 def test_slow_drip_download_ends_at_the_timeout_in_a_batch(provider):
@@ -286,3 +286,30 @@ def test_return_url_refuses_untrusted_references(provider, url):
     url_answer(provider, url)
     with pytest.raises(lmb.InvalidImageError):
         lmb.ImageBot(model="dall-e-3", api_base=provider.base, api_key="sk-test")("A cat", return_url=True)
+
+
+def test_ctrl_c_stops_a_dribbling_batch_within_two_seconds(provider, tmp_path):
+    """The command with two slow-drip downloads in flight: SIGINT ends it within 2 s, nothing left."""
+    import signal
+
+    url_answer(provider, dribbling(provider, "drip-cli"))
+    out = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [sys.executable, "-m", "llamabot", "A fox", "A cat", "--model", "dall-e-3", "--dir", str(out)]
+    process = subprocess.Popen(
+        [*command, "--concurrency", "2", "--api-base", provider.base],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob(".imagebot-*.part"))) < 2:
+        time.sleep(0.05)
+    assert len(list(out.glob(".imagebot-*.part"))) == 2, "the downloads never started"
+    start = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - start < 2.0
+    assert process.returncode == 130, stderr
+    assert files_left(out) == []
