@@ -41,19 +41,23 @@ def test_repr_masks_secrets_at_any_depth():
     assert "trace-me" in shown and "gateway.example/v1" in shown
 
 
-def test_nested_header_secret_stays_out_of_files_and_history(provider, tmp_path):
-    """A gateway key in extra_headers reaches the server, and nothing else: not the file, not the history."""
-    provider.gpt_image([PNG])
-    history = tmp_path / "history.sqlite3"
-    bot = lmb.ImageBot(
+def gateway_bot(provider, history: Path, **kwargs) -> lmb.ImageBot:
+    """gpt-image-1 through the fake server, with a gateway key in a header and the history on."""
+    return lmb.ImageBot(
         model="gpt-image-1",
         api_base=provider.base,
         api_key="sk-test-key-000000",
         extra_headers={"X-Api-Key": CANARY},
-        imagebot_metadata=True,
         imagebot_history=history,
+        **kwargs,
     )
-    path = bot("A red fox")
+
+
+def test_nested_header_secret_stays_out_of_files_and_history(provider, tmp_path):
+    """A gateway key in extra_headers reaches the server, and nothing else: not the file, not the history."""
+    provider.gpt_image([PNG])
+    history = tmp_path / "history.sqlite3"
+    path = gateway_bot(provider, history, imagebot_metadata=True)("A red fox")
     (request,) = provider.calls("/images/generations")
     assert request.headers["X-Api-Key"] == CANARY  # it was sent where it belongs
     info = lmb.image_info(path)
@@ -71,15 +75,8 @@ def test_echoed_secret_is_scrubbed_from_errors_and_history(provider, tmp_path):
         status=401,
     )
     history = tmp_path / "history.sqlite3"
-    bot = lmb.ImageBot(
-        model="gpt-image-1",
-        api_base=provider.base,
-        api_key="sk-test-key-000000",
-        extra_headers={"X-Api-Key": CANARY},
-        imagebot_history=history,
-    )
     with pytest.raises(openai.APIError) as caught:
-        bot("A red fox")
+        gateway_bot(provider, history)("A red fox")
     text = str(caught.value) + " ".join(getattr(caught.value, "__notes__", []))
     assert CANARY not in text and "***" in text
     assert CANARY.encode() not in stored_bytes(history)
