@@ -310,3 +310,22 @@ def test_api_key_never_in_repr_or_error_text(mocker):
     text = str(caught.value) + repr(caught.value.args) + "".join(getattr(caught.value, "__notes__", []))
     assert key not in text
     assert "OPENAI_API_KEY" in text  # the note says where the key goes
+
+
+def test_generate_takes_per_call_overrides(image_generation):
+    """generate(prompt, n=2, size=...) changes this call only; the bot keeps its settings."""
+    bot = ImageBot(model="gpt-image-1", quality="low")
+    bot.generate("A fox", n=2, size="1536x1024", background="transparent")
+    sent = image_generation.call_args.kwargs
+    assert (sent["n"], sent["size"], sent["background"], sent["quality"]) == (2, "1536x1024", "transparent", "low")
+    assert (bot.n, bot.size, bot.image_generation_kwargs) == (1, "1024x1024", {})
+    bot.batch(["A cat"], return_url=True, quality="high")
+    assert image_generation.call_args.kwargs["quality"] == "high" and bot.quality == "low"
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        bot.generate("A fox", n=0)
+
+
+def test_repr_leaves_out_what_the_model_is_never_sent():
+    """gpt-image-1 is never sent response_format, so its repr does not show one; dall-e-3's does."""
+    assert "response_format" not in repr(ImageBot(model="gpt-image-1"))
+    assert "response_format='url'" in repr(quiet_bot(model="dall-e-3"))

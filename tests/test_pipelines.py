@@ -48,7 +48,7 @@ def test_acall_saves_like_the_sync_call(provider):
     provider.gpt_image([PNG])
     bot = gpt_bot(provider)
     path = asyncio.run(bot.acall("A fox in the snow"))
-    assert path == Path.cwd() / "a_fox_in_the_snow.png" and path.read_bytes() == PNG
+    assert path == Path("a_fox_in_the_snow.png") and path.read_bytes() == PNG
     assert asyncio.run(bot.acall("A fox", return_url=True)) == f"data:image/png;base64,{b64(PNG)}"
     assert asyncio.run(bot.acall("A fox", save_path=Path("x/y.png"))).read_bytes() == PNG
 

@@ -27,7 +27,7 @@ def test_default_call_saves_under_a_name_from_the_prompt(provider):
     """Without save_path the image lands in the working folder as <slug>.<real extension>."""
     provider.openai_images([JPEG])
     path = bot_for(provider)("A painting of a sunset over mountains")
-    assert path == Path.cwd() / "a_painting_of_a_sunset_over_mountains.jpg"
+    assert path == Path("a_painting_of_a_sunset_over_mountains.jpg")  # relative, as the reference prints it
     assert isinstance(path, Path) and path.read_bytes() == JPEG
 
 
@@ -224,7 +224,7 @@ def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
     """Whatever the prompt, the derived file is a single safe name in the working folder."""
     provider.openai_images([PNG], as_url=False)
     path = bot_for(provider, model="gpt-image-1")(prompt)
-    assert path.parent == Path.cwd() and path.read_bytes() == PNG
+    assert path.parent == Path() and path.resolve().parent == Path.cwd() and path.read_bytes() == PNG
     assert len(path.name) <= 70 and not path.name.startswith(".")
 
 
@@ -234,3 +234,21 @@ def test_save_path_naming_an_existing_folder_saves_inside_it(provider):
     Path("album").mkdir()
     path = bot_for(provider, model="gpt-image-1")("A cat", save_path=Path("album"))
     assert path == Path("album/a_cat.png") and path.read_bytes() == PNG
+
+
+def test_returned_paths_are_as_named(provider):
+    """One rule: the path comes back as you named it; derived names are relative to the working folder."""
+    provider.gpt_image([PNG])
+    bot = bot_for(provider, model="gpt-image-1")
+    assert bot("A cat") == Path("a_cat.png")
+    assert bot("A cat", save_path="pics/cat.png") == Path("pics/cat.png")  # a str works as well as a Path
+    assert bot.batch(["A dog"], save_dir="pics")[0] == Path("pics/a_dog.png")
+    absolute = Path.cwd() / "abs" / "cat.png"
+    assert bot("A cat", save_path=absolute) == absolute
+
+
+def test_save_path_without_extension_gets_the_real_one(provider):
+    """save_path="noext" writes noext.png, not an extensionless file."""
+    provider.gpt_image([PNG])
+    path = bot_for(provider, model="gpt-image-1")("A cat", save_path="noext")
+    assert path == Path("noext.png") and path.read_bytes() == PNG and not Path("noext").exists()

@@ -21,6 +21,7 @@ from llamabot.bot.imagebot import ImageBot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    __version__: str
     from llamabot._io import image_info
     from llamabot._response import GeneratedImage, GeneratedImages
 

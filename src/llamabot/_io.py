@@ -341,16 +341,19 @@ def save_image(
     """Write ``image`` to ``path`` atomically, replacing any file there.
 
     :param image: The image.
-    :param path: Its destination; parent folders are created.
+    :param path: Its destination; parent folders are created. Without an extension, the
+        image's real one is added.
     :param timeout: Seconds to wait for a URL's server at each step.
     :param max_bytes: Largest download accepted.
     :param deadline: A ``time.monotonic()`` instant by which a download must end.
     :param cancel: When set, the write stops and nothing is left behind.
     :param provenance: Metadata to embed (or keep in a sidecar); ``None`` writes the bytes as sent.
-    :return: ``path``.
+    :return: Where it was written: ``path``, with the extension added if it had none.
     """
     path = Path(path)
     tmp, mime = _write_temp(image, path.parent, timeout, max_bytes, deadline, cancel)
+    if not path.suffix:  # "dog" would be a PNG no program opens by name: "dog.png"
+        path = path.with_name(path.name + EXTENSIONS[mime])
     try:
         tmp, mime = _match_suffix(tmp, mime, path)
         tmp, sidecar = _embed(tmp, mime, provenance)

@@ -17,19 +17,41 @@ every module beyond the class definition is imported inside the function that ne
 from __future__ import annotations
 
 import time
+from typing import overload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    import os
     import threading
     from collections.abc import Iterable
     from concurrent.futures import Future
     from pathlib import Path
-    from typing import Any, Optional, Union
+    from typing import Any, Literal, Optional, Union
+
+    PathLike = Union[str, os.PathLike[str]]
 
     from llamabot._response import GeneratedImage, GeneratedImages
 
 RESPONSE_FORMATS = ("url", "b64_json")
+
+
+#: What a per-call override sets on the bot itself; anything else is an extra litellm argument.
+_OWN_SETTINGS = frozenset(
+    {
+        "model",
+        "size",
+        "quality",
+        "n",
+        "response_format",
+        "api_key",
+        "api_base",
+        "api_version",
+        "timeout",
+        "imagebot_metadata",
+        "imagebot_history",
+    }
+)
 
 
 class _Call:
@@ -103,7 +125,7 @@ class ImageBot:
 
     def __repr__(self) -> str:
         """Show the settings, with every credential masked at any depth and the endpoint without secrets."""
-        from llamabot import _redact
+        from llamabot import _providers, _redact
 
         shown = {
             "model": self.model,
@@ -117,13 +139,33 @@ class ImageBot:
             "timeout": self.timeout,
         }
         shown.update(_redact.redact(self.image_generation_kwargs))
+        documented = _providers.openai_params(
+            self.model,
+            self.image_generation_kwargs.get("custom_llm_provider"),
+            self.image_generation_kwargs.get("base_model"),
+        )
+        if documented is not None and "response_format" not in documented:
+            del shown["response_format"]  # never sent to this model (GPT image models always answer base64)
         return f"ImageBot({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @overload
+    def __call__(self, prompt: str, return_url: Literal[True], save_path: Optional[PathLike] = None) -> str: ...
+
+    @overload
+    def __call__(
+        self, prompt: str, return_url: Literal[False] = False, save_path: Optional[PathLike] = None
+    ) -> Path: ...
+
+    @overload
+    def __call__(
+        self, prompt: str, return_url: bool = False, save_path: Optional[PathLike] = None
+    ) -> Union[str, Path]: ...
 
     def __call__(
         self,
         prompt: str,
         return_url: bool = False,
-        save_path: Optional[Path] = None,
+        save_path: Optional[PathLike] = None,
     ) -> Union[str, Path]:
         """Generate an image from a text prompt.
 
@@ -135,38 +177,59 @@ class ImageBot:
             of saving the file. If True, overrides save_path. URL responses return
             the image URL; base64 responses return a data URI.
         :param save_path: The path to save the generated image to. If None, a
-            filename will be generated from the prompt.
+            filename will be generated from the prompt. A path without an extension
+            gets the image's real one (``dog`` becomes ``dog.png``).
         :return: The image URL or data URI if ``return_url`` is True, otherwise the
-            Path of the saved image.
+            Path of the saved image, as you named it (relative stays relative; a name
+            derived from the prompt is relative to the working folder).
         :raises ValueError: If no generated image data is found in the response.
         """
         images, result = self._run(prompt, deliver=True, return_url=return_url, save_path=save_path)
         return _shown(images, result)
 
-    def generate(self, prompt: str) -> GeneratedImages:
+    def generate(self, prompt: str, **overrides: Any) -> GeneratedImages:
         """Generate every image the settings ask for, without saving any.
 
         :param prompt: The text prompt describing the image to generate.
-        :return: The images (URL, base64, data URI, MIME type, bytes,
-            ``revised_prompt``, ``save(path)``), with ``cost`` where litellm reports it.
+        :param overrides: Settings for this call only, such as ``n=2`` or ``size="1536x1024"``
+            (any constructor argument or extra litellm keyword argument).
+        :return: The images (bytes or URL, MIME type, ``revised_prompt``, ``save(path)``),
+            with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
-        return self._run(prompt, deliver=False)[0]
+        return self._with(overrides)._run(prompt, deliver=False)[0]
 
-    async def agenerate(self, prompt: str) -> GeneratedImages:
+    async def agenerate(self, prompt: str, **overrides: Any) -> GeneratedImages:
         """Like ``generate``, on ``litellm.aimage_generation``.
 
         :param prompt: The text prompt describing the image to generate.
+        :param overrides: Settings for this call only, such as ``n=2``.
         :return: The images, with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
-        return (await self._arun(prompt, deliver=False))[0]
+        return (await self._with(overrides)._arun(prompt, deliver=False))[0]
+
+    def _with(self, overrides: dict[str, Any]) -> ImageBot:
+        """This bot, or a copy with some settings changed for one call (validated)."""
+        if not overrides:
+            return self
+        import copy
+
+        bot = copy.copy(self)
+        bot.image_generation_kwargs = dict(self.image_generation_kwargs)
+        for key, value in overrides.items():
+            if key in _OWN_SETTINGS:
+                setattr(bot, key, value)
+            else:
+                bot.image_generation_kwargs[key] = value
+        bot._validate()
+        return bot
 
     async def acall(
         self,
         prompt: str,
         return_url: bool = False,
-        save_path: Optional[Path] = None,
+        save_path: Optional[PathLike] = None,
     ) -> Union[str, Path]:
         """Like calling the bot, without blocking the event loop: files are written in a thread.
 
@@ -185,9 +248,10 @@ class ImageBot:
         concurrency: int = 4,
         *,
         return_url: bool = False,
-        save_dir: Optional[Path] = None,
-        save_path: Optional[Path] = None,
+        save_dir: Optional[PathLike] = None,
+        save_path: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        **overrides: Any,
     ) -> list[Union[GeneratedImages, Exception]]:
         """Generate (and unless ``return_url``, save) the images of many prompts at once.
 
@@ -197,12 +261,17 @@ class ImageBot:
         :param save_dir: The folder for names derived from the prompts (default: the working folder).
         :param save_path: Where to save, for a single prompt only.
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param overrides: Settings for these calls only, such as ``n=2``.
         :return: For each prompt, in order, its images (each saved one has ``path``) or
             the exception raised for it.
         """
         import threading
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
+        if overrides:
+            return self._with(overrides).generate_batch(
+                prompts, concurrency, return_url=return_url, save_dir=save_dir, save_path=save_path, progress=progress
+            )
         prompts = self._batch_prompts(prompts, concurrency, save_path)
         cancel = threading.Event()
 
@@ -233,8 +302,9 @@ class ImageBot:
         prompts: Iterable[str],
         concurrency: int = 4,
         return_url: bool = False,
-        save_dir: Optional[Path] = None,
+        save_dir: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        **overrides: Any,
     ) -> list[Union[str, Path, Exception]]:
         """Run ``bot(prompt)`` for many prompts, ``concurrency`` at a time.
 
@@ -245,10 +315,13 @@ class ImageBot:
         :param return_url: Return references instead of saving.
         :param save_dir: The folder for the saved images (default: the working folder).
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param overrides: Settings for these calls only, such as ``quality="low"``.
         :return: For each prompt, in order, what ``bot(prompt)`` would have returned,
             or the exception raised for that prompt.
         """
-        results = self.generate_batch(prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress)
+        results = self.generate_batch(
+            prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress, **overrides
+        )
         return [_first(result, return_url) for result in results]
 
     async def abatch(
@@ -256,8 +329,9 @@ class ImageBot:
         prompts: Iterable[str],
         concurrency: int = 4,
         return_url: bool = False,
-        save_dir: Optional[Path] = None,
+        save_dir: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        **overrides: Any,
     ) -> list[Union[str, Path, Exception]]:
         """Like ``batch``, on the event loop: at most ``concurrency`` requests in flight.
 
@@ -266,12 +340,15 @@ class ImageBot:
         :param return_url: Return references instead of saving.
         :param save_dir: The folder for the saved images (default: the working folder).
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param overrides: Settings for these calls only, such as ``quality="low"``.
         :return: For each prompt, in order, what ``await bot.acall(prompt)`` would have
             returned, or the exception raised for that prompt.
         """
         import asyncio
         import contextlib
 
+        if overrides:
+            return await self._with(overrides).abatch(prompts, concurrency, return_url, save_dir, progress)
         prompts = self._batch_prompts(prompts, concurrency, None)
         slots = asyncio.Semaphore(concurrency)
 
@@ -293,7 +370,7 @@ class ImageBot:
             raise
         return [_first(_outcome(task), return_url) for task in tasks]
 
-    def _batch_prompts(self, prompts: Iterable[str], concurrency: int, save_path: Optional[Path]) -> list[str]:
+    def _batch_prompts(self, prompts: Iterable[str], concurrency: int, save_path: Optional[PathLike]) -> list[str]:
         if isinstance(prompts, str):
             msg = "batch takes a list of prompts; wrap a single prompt in a list, or call the bot."
             raise TypeError(msg)
@@ -312,8 +389,8 @@ class ImageBot:
         *,
         deliver: bool,
         return_url: bool = False,
-        save_path: Optional[Path] = None,
-        directory: Optional[Path] = None,
+        save_path: Optional[PathLike] = None,
+        directory: Optional[PathLike] = None,
         cancel: Optional[threading.Event] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
         """The sync shell: the request here, then ``_complete``."""
@@ -331,8 +408,8 @@ class ImageBot:
         *,
         deliver: bool,
         return_url: bool = False,
-        save_path: Optional[Path] = None,
-        directory: Optional[Path] = None,
+        save_path: Optional[PathLike] = None,
+        directory: Optional[PathLike] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
         """The async shell: the request on the event loop, the rest (files, history) in a thread."""
         import asyncio
@@ -362,8 +439,8 @@ class ImageBot:
         response: Any,
         deliver: bool,
         return_url: bool,
-        save_path: Optional[Path],
-        directory: Optional[Path],
+        save_path: Optional[PathLike],
+        directory: Optional[PathLike],
         cancel: Optional[threading.Event],
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
         """What sync and async calls share after the request: the images, then the reference or the files."""
@@ -503,9 +580,9 @@ class ImageBot:
         self,
         images: GeneratedImages,
         prompt: str,
-        save_path: Optional[Path],
+        save_path: Optional[PathLike],
         deadline: float,
-        directory: Optional[Path] = None,
+        directory: Optional[PathLike] = None,
         cancel: Optional[threading.Event] = None,
     ) -> GeneratedImages:
         """Save every image (the first at ``save_path`` or under a name from the prompt); return them with paths."""
@@ -536,7 +613,8 @@ class ImageBot:
                     )
                 )
             else:
-                folder = Path(directory) if directory is not None else Path.cwd()
+                # Relative to the working folder, as the reference's example prints it.
+                folder = Path(directory) if directory is not None else Path()
                 paths.append(_io.save_new(image, folder, slugify(prompt), start=index + 1, **limits))
         return images.replaced(image.replace(path=path) for image, path in zip(images, paths, strict=True))
 
