@@ -164,3 +164,70 @@ def test_module_and_console_script_are_the_same_command():
     a = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     b = subprocess.run([sys.executable, "-m", "llamabot", "--help"], capture_output=True, text=True, check=True).stdout
     assert a == b and "--from-file" in a
+
+
+def test_version_and_real_subcommands_in_help(capsys):
+    """--version prints the version; --help lists generate, history and cost as subcommands."""
+    from llamabot.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert (
+        stopped.value.code == 0 and capsys.readouterr().out.strip() == f"imagebot (llamabot-imagebot) {lmb.__version__}"
+    )
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert "{generate,history,cost}" in usage and "history" in usage.split("positional arguments")[1]
+
+
+def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys):
+    """-m picks the model; `imagebot generate PROMPT` is the same as `imagebot PROMPT`."""
+    from llamabot.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider.gpt_image([PNG])
+    assert main(["generate", "A fox", "-m", "gpt-image-1-mini", "--api-base", provider.base, "--no-history"]) == 0
+    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-1-mini"
+    assert capsys.readouterr().out.strip() == "a_fox.png"
+
+
+def test_history_where_and_an_empty_history_that_is_not_created(tmp_path, monkeypatch, capsys):
+    """history --where names the database; reading an empty history says so and creates nothing."""
+    from llamabot.cli import main
+
+    database = tmp_path / "fresh" / "history.sqlite3"
+    monkeypatch.setenv("IMAGEBOT_HISTORY_DB", str(database))
+    assert main(["history", "--where"]) == 0
+    assert capsys.readouterr().out.strip() == str(database)
+    assert main(["history"]) == 0 and main(["cost"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("The history is empty") == 2
+    assert not database.exists() and not database.parent.exists()
+
+
+def test_history_table_keeps_multiline_errors_on_one_row(capsys):
+    """history prints a header and one row per generation, even when a stored error spans lines."""
+    from llamabot import _history
+    from llamabot.cli import main
+
+    _history.record(
+        {"time": "2026-11-20T10:00:00+00:00", "prompt": "A fox", "model": "m", "error": "Bad\nthing\thappened"}
+    )
+    assert main(["history"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["time", "model", "cost", "prompt", "outcome"]
+    assert row.endswith("Bad thing happened") and "'A fox'" in row
+
+
+def test_json_cost_is_each_images_share(provider, monkeypatch, capsys):
+    """--json with -n 2: each line carries half the prompt's cost, so the lines sum to it."""
+    from llamabot.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider.gpt_image([PNG, JPEG])
+    assert main(["A fox", "-n", "2", "--json", "--api-base", provider.base, "--no-history"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and lines[0]["cost"] == lines[1]["cost"] > 0
+    images = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, n=2).generate("A fox")
+    assert sum(line["cost"] for line in lines) == pytest.approx(images.cost)

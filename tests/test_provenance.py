@@ -234,7 +234,8 @@ def test_cli_history_and_cost_commands(capsys, tmp_path):
     by_model = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert by_model["gpt-image-1"]["cost"] == pytest.approx(0.04) and by_model["gpt-image-1"]["failures"] == 1
     assert main(["cost"]) == 0
-    days = capsys.readouterr().out.splitlines()
+    header, *days = capsys.readouterr().out.splitlines()
+    assert header.split() == ["day", "generations", "images", "cost"]
     assert days[0].startswith("2026-11-20") and "$0.0400" in days[0] and days[1].startswith("2026-11-21")
 
 

@@ -137,9 +137,11 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(provider):
     scripted(provider, "/v1/images/generations", [failure(429, **{"Retry-After": "30"})])
     bot = lmb.ImageBot(model="recraft/recraftv3", api_base=provider.base, api_key="k-test", timeout=5)
     start = time.monotonic()
-    with pytest.raises(litellm.RateLimitError):
+    with pytest.raises(litellm.RateLimitError) as caught:
         bot("A fox")
     assert time.monotonic() - start < 3
+    (note,) = [n for n in caught.value.__notes__ if "stopped retrying" in n]
+    assert "1 attempt in" in note and "5 s timeout" in note
     assert len(provider.calls("/v1/images/generations")) == 1
 
 
@@ -355,3 +357,24 @@ def test_users_own_openai_and_httpx_calls_are_untouched_during_an_imagebot_call(
     assert len(provider.calls("/user/images/generations")) == 3  # the SDK's max_retries=2, as the user set it
     assert seen["body"] == b64(PNG) * 4
     assert (dict(vars(httpx.Response)), dict(vars(FinalRequestOptions))) == before
+
+
+@pytest.mark.parametrize(
+    ("api_base", "host", "reason"),
+    [
+        ("http://127.0.0.1:1", "127.0.0.1", "refused"),
+        ("http://no-such-host.invalid", "no-such-host.invalid", "could not be resolved"),
+    ],
+)
+def test_unreachable_host_is_named_and_not_retried(api_base, host, reason):
+    """A refused connection to this machine or an unknown host: one clear note naming the host, no retries."""
+    from llamabot import _calls
+
+    bot = lmb.ImageBot(model="recraft/recraftv3", api_base=api_base, api_key="k-secret-value-123", timeout=20)
+    start = time.monotonic()
+    with pytest.raises(openai.APIError) as caught:
+        bot("A fox")
+    assert time.monotonic() - start < 5  # no backoff rounds
+    (note,) = [n for n in caught.value.__notes__ if n.startswith("Could not connect")]
+    assert host in note and reason in note and "k-secret-value-123" not in note
+    assert not _calls.is_transient(caught.value)

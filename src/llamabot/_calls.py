@@ -56,9 +56,14 @@ def is_transient(exc: BaseException) -> bool:
     """
     import litellm  # already imported: a request was made
 
+    from llamabot._providers import is_permanent_connection_failure
+
     errors = litellm.exceptions
-    # litellm reports a missing key as a 500 on the OpenAI path: retrying cannot help.
+    # litellm reports a missing key as a 500 on the OpenAI path: retrying cannot help; nor
+    # can it for a host name that does not resolve, or a refused connection to this machine.
     if isinstance(exc, errors.ContentPolicyViolationError) or _NOT_TRANSIENT.search(str(exc)):
+        return False
+    if is_permanent_connection_failure(exc):
         return False
     if isinstance(exc, (errors.Timeout, errors.RateLimitError)):
         return True
@@ -171,10 +176,23 @@ def _budget(attempt: int, kwargs: dict[str, Any], timeout: float, deadline: floa
     return left, kwargs if attempt == 0 else {**kwargs, "timeout": left}
 
 
-def _retry_wait(attempt: int, attempts: int, exc: Exception, deadline: float) -> float | None:
-    """Seconds to wait before retrying, or None to give up and re-raise ``exc``."""
+def _retry_wait(attempt: int, attempts: int, exc: Exception, deadline: float, timeout: float) -> float | None:
+    """Seconds to wait before retrying, or None to give up and re-raise ``exc``.
+
+    When the time budget is what stops the retries, ``exc`` gets a note saying so.
+    """
     wait = backoff(attempt, exc)
-    if attempt + 1 >= attempts or not is_transient(exc) or time.monotonic() + wait >= deadline:
+    if attempt + 1 >= attempts or not is_transient(exc):
+        return None
+    if time.monotonic() + wait >= deadline:
+        from llamabot._providers import add_note
+
+        used = timeout - (deadline - time.monotonic())
+        add_note(
+            exc,
+            f"ImageBot stopped retrying after {attempt + 1} attempt{'s' * (attempt > 0)} in {used:.1f} s: "
+            f"the next wait ({wait:.1f} s) would pass the {timeout:g} s timeout. Raise `timeout` to retry longer.",
+        )
         return None
     return wait
 
@@ -194,7 +212,7 @@ def call(
         try:
             finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
         except Exception as exc:
-            wait = _retry_wait(attempt, attempts, exc, deadline)
+            wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             time.sleep(wait)
@@ -216,7 +234,7 @@ async def acall(
         except asyncio.TimeoutError:
             raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
         except Exception as exc:
-            wait = _retry_wait(attempt, attempts, exc, deadline)
+            wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             await asyncio.sleep(wait)

@@ -115,6 +115,10 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     return connection
 
 
+def _exists(path: Path | None) -> bool:
+    return (Path(path) if path is not None else default_path()).is_file()
+
+
 def _location(output: str) -> str:
     """Saved files are stored as absolute paths, so that ``--path`` finds them from anywhere."""
     if "://" in output or output.startswith("data:"):
@@ -190,6 +194,8 @@ def recent(
         args += [f"%{search}%"] * 3
     query += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
+    if not _exists(path):
+        return []  # reading never creates the database
     with closing(_connect(path)) as connection:
         return [_row(row) for row in connection.execute(query, args)]
 
@@ -207,5 +213,7 @@ def costs(by: str = "day", path: Path | None = None) -> list[dict[str, Any]]:
         " SUM(error IS NOT NULL) AS failures"
         f" FROM generations GROUP BY {key} ORDER BY {key}"
     )
+    if not _exists(path):
+        return []
     with closing(_connect(path)) as connection:
         return [dict(row) for row in connection.execute(query)]

@@ -471,9 +471,54 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     if isinstance(exc, litellm.AuthenticationError) or status == 401 or "api_key" in text.lower():
         routed = provider_of(model, extra.get("custom_llm_provider"))
         env = KEY_ENV_VARS.get(routed[1]) if routed else None
-        hint = f"Set {env} in the environment, or pass api_key=... to ImageBot." if env else None
+        hint = f"Set {env} in the environment (in Python, ImageBot(api_key=...) works too)." if env else None
         if hint and hint not in notes:
             add_note(exc, hint)
+    failure = connection_failure(exc)
+    if failure is not None:
+        host, reason = failure
+        note = (
+            f"Could not connect to {host} ({reason}). Check the network connection, the host name "
+            "(api_base, if you set one) and any proxy settings (HTTPS_PROXY)."
+        )
+        if note not in notes:
+            add_note(exc, note)
+
+
+def connection_failure(exc: BaseException) -> tuple[str, str] | None:
+    """``(host, what happened)`` when ``exc`` comes from failing to reach the provider, else None."""
+    import socket
+
+    import httpx
+
+    host, reason = None, None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.RequestError) and host is None:
+            with contextlib.suppress(RuntimeError):  # .request is unset on hand-made errors
+                host = current.request.url.host
+        if isinstance(current, socket.gaierror):
+            reason = "the host name could not be resolved"
+        elif isinstance(current, ConnectionRefusedError):
+            reason = "the connection was refused"
+        elif isinstance(current, (httpx.ConnectError, httpx.ConnectTimeout)) and reason is None:
+            reason = "no connection could be made"
+        current = current.__cause__ or current.__context__
+    if reason is None:
+        return None
+    return host or "the provider", reason
+
+
+def is_permanent_connection_failure(exc: BaseException) -> bool:
+    """A failure no retry can fix: an unknown host name, or a refused connection to this machine."""
+    failure = connection_failure(exc)
+    if failure is None:
+        return False
+    host, reason = failure
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return reason.startswith("the host name") or (reason.endswith("refused") and loopback)
 
 
 @contextlib.contextmanager

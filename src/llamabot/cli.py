@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_MODEL = "gpt-image-1"
+COMMANDS = ("generate", "history", "cost")
 EPILOG = """\
 examples:
-  imagebot "A red fox in the snow"
+  imagebot "A red fox in the snow"           (generate is the default command)
   imagebot "A logo" "A banner" --dir out --concurrency 2
   imagebot --from-file prompts.txt --json > results.jsonl
   echo "A lighthouse at dusk" | imagebot -
-  imagebot "A cat" --model openrouter/google/gemini-2.5-flash-image --set image_config='{"aspect_ratio": "16:9"}'
-  imagebot history --search fox        # recent generations (imagebot history --help)
-  imagebot history --path a_red_fox.png  # which prompt made this file
-  imagebot cost --by model             # what it cost
+  imagebot "A cat" -m openrouter/google/gemini-2.5-flash-image --set image_config='{"aspect_ratio": "16:9"}'
+  imagebot history --search fox              recent generations
+  imagebot history --path a_red_fox.png      which prompt made this file
+  imagebot history --where                   where the history database is
+  imagebot cost --by model                   what it cost
 
 Saved images carry their prompt and settings (--no-metadata to skip); each run is
 recorded in a local history (--no-history to skip; IMAGEBOT_HISTORY_DB moves it).
@@ -37,20 +39,45 @@ class UsageError(Exception):
     """Bad usage: exit status 2."""
 
 
+def _version() -> str:
+    from llamabot._version import version
+
+    return f"imagebot (llamabot-imagebot) {version()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command's arguments."""
+    """The command and its subcommands: ``generate`` (the default), ``history`` and ``cost``."""
     parser = argparse.ArgumentParser(
         prog="imagebot",
         description="Make images from text prompts with any provider litellm supports.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="{generate,history,cost}")
+    generate = commands.add_parser(
+        "generate", help="make images from prompts (the default command)", description="Make images from prompts."
+    )
+    _generate_arguments(generate)
+    history = commands.add_parser("history", help="show recent generations", description="Show recent generations.")
+    history.add_argument("--search", metavar="TEXT", help="only generations whose prompt or model contains TEXT")
+    history.add_argument("--path", metavar="FILE", help="which generation made FILE")
+    history.add_argument("--limit", type=int, default=20, metavar="N", help="how many (default: 20)")
+    history.add_argument("--where", action="store_true", help="print where the history database is, and stop")
+    history.add_argument("--json", action="store_true", help="print JSON objects, one per line")
+    cost = commands.add_parser("cost", help="show what generations cost", description="Show what generations cost.")
+    cost.add_argument("--by", choices=["day", "model"], default="day", help="group by (default: day)")
+    cost.add_argument("--json", action="store_true", help="print JSON objects, one per line")
+    return parser
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "prompts", nargs="*", metavar="PROMPT", help="a prompt; '-' reads prompts from stdin, one per line"
     )
     parser.add_argument("-o", "--output", type=Path, metavar="PATH", help="save the image here (one prompt only)")
     parser.add_argument("--dir", type=Path, metavar="DIR", help="save images here under names from the prompts")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"litellm model string (default: {DEFAULT_MODEL})")
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"litellm model string (default: {DEFAULT_MODEL})")
     parser.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default: 1024x1024)")
     parser.add_argument("--quality", help="provider quality, e.g. low, medium, high, hd")
     parser.add_argument("-n", type=int, default=1, metavar="N", help="images per prompt (default: 1)")
@@ -68,54 +95,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--from-file", metavar="FILE", help="read prompts from FILE ('-' for stdin), one per line")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default: 4)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per image (cost: the image's share of its prompt's)"
+    )
     parser.add_argument("--no-metadata", action="store_true", help="write the provider's bytes without provenance")
     parser.add_argument("--no-history", action="store_true", help="do not record this run in the history")
-    return parser
 
 
-def build_history_parser(command: str) -> argparse.ArgumentParser:
-    """``imagebot history`` and ``imagebot cost``."""
-    parser = argparse.ArgumentParser(prog=f"imagebot {command}")
-    if command == "history":
-        parser.description = "Show recent generations, newest first."
-        parser.add_argument("--search", metavar="TEXT", help="only generations whose prompt or model contains TEXT")
-        parser.add_argument("--path", metavar="FILE", help="which generation made FILE")
-        parser.add_argument("--limit", type=int, default=20, metavar="N", help="how many (default: 20)")
-    else:
-        parser.description = "Show what generations cost, per day or per model."
-        parser.add_argument("--by", choices=["day", "model"], default="day", help="group by (default: day)")
-    parser.add_argument("--json", action="store_true", help="print JSON objects, one per line")
-    return parser
+def _one_line(text: object) -> str:
+    """A stored value on one line: newlines and tabs would break the table."""
+    return " ".join(str(text).split())
 
 
-def history_main(command: str, argv: list[str]) -> int:
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns under a header; the last column is not padded."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return [
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]) for row in [header, *rows]
+    ]
+
+
+def history_main(args: argparse.Namespace) -> int:
     """Print the history or the costs; exit 1 when ``--path`` names a file no generation made."""
     from llamabot import _history
 
-    args = build_history_parser(command).parse_args(argv)
+    where = _history.default_path()
+    if args.command == "history" and args.where:
+        print(where)
+        return 0
     try:
-        if command == "cost":
+        if args.command == "cost":
             rows = _history.costs(by=args.by)
         else:
             rows = _history.recent(limit=args.limit, search=args.search, file=args.path)
     except Exception as exc:
-        print(f"imagebot: error: cannot read the history at {_history.default_path()}: {exc}", file=sys.stderr)
+        print(f"imagebot: error: cannot read the history at {where}: {exc}", file=sys.stderr)
         return 1
-    for row in rows:
-        if args.json:
+    if args.json:
+        for row in rows:
             print(json.dumps(row, default=str))
-        elif command == "cost":
-            unpriced = f" ({row['unpriced']} not priced)" if row["unpriced"] else ""
-            counts = f"{row['generations']} generations\t{row['images'] or 0} images"
-            print(f"{row[args.by] or '?'}\t{counts}\t${row['cost']:.4f}{unpriced}")
-        else:
-            outcome = row["error"] or ", ".join(row["outputs"]) or "-"
-            cost = f"${row['cost']:.4f}" if row["cost"] is not None else "-"
-            print(f"{row['time']}\t{row['model']}\t{cost}\t{row['prompt']!r}\t{outcome}")
-    if command == "history" and args.path and not rows:
+    elif args.command == "cost" and rows:
+        table = [
+            [
+                str(row[args.by] or "?"),
+                str(row["generations"]),
+                str(row["images"] or 0),
+                f"${row['cost']:.4f}" + (f" ({row['unpriced']} not priced)" if row["unpriced"] else ""),
+            ]
+            for row in rows
+        ]
+        print("\n".join(_table([args.by, "generations", "images", "cost"], table)))
+    elif rows:
+        table = [
+            [
+                row["time"],
+                _one_line(row["model"]),
+                f"${row['cost']:.4f}" if row["cost"] is not None else "-",
+                _one_line(repr(row["prompt"])),
+                _one_line(row["error"] or ", ".join(row["outputs"]) or "-"),
+            ]
+            for row in rows
+        ]
+        print("\n".join(_table(["time", "model", "cost", "prompt", "outcome"], table)))
+    if args.command == "history" and args.path and not rows:
         print(f"imagebot: no generation in the history made {args.path}", file=sys.stderr)
         return 1
+    if not rows and not args.json:
+        print(f"The history is empty ({where}).", file=sys.stderr)
     return 0
 
 
@@ -179,9 +225,12 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the command; return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("history", "cost"):
-        return history_main(argv[0], argv[1:])
+    # generate is the default command: `imagebot "A fox"` means `imagebot generate "A fox"`.
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["generate", *argv]
     args = build_parser().parse_args(argv)  # exits 2 on unknown options, as argparse does
+    if args.command != "generate":
+        return history_main(args)
     shown = warnings.showwarning
     warnings.showwarning = _print_warning  # one line on stderr, not a source excerpt
     try:
@@ -246,7 +295,8 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
                     key: where,
                     "model": result.model,
                     "revised_prompt": image.revised_prompt,
-                    "cost": result.cost,
+                    # Each image's share of its prompt's cost, so that summing the lines is right.
+                    "cost": None if result.cost is None else result.cost / len(result),
                 }
                 print(json.dumps(record))
             else:
