@@ -136,3 +136,25 @@ def test_nothing_in_src_assigns_to_other_libraries():
                 if isinstance(target, ast.Attribute) and root(target) in foreign
             ]
     assert offenders == []
+
+
+def test_warns_once_when_the_real_llamabot_is_installed_too(tmp_path):
+    """Another distribution providing `llamabot` (the real llamabot) is named in one warning at import."""
+    import os
+
+    site = tmp_path / "site"
+    (site / "llamabot-0.19.16.dist-info").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = "import llamabot, llamabot.bot.imagebot"
+    run = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, env=env, cwd=elsewhere
+    )
+    assert run.returncode == 0
+    assert run.stderr.count("LlamabotConflictWarning") == 1
+    assert "llamabot 0.19.16" in run.stderr and "llamabot-imagebot" in run.stderr
+    clean = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import llamabot"], capture_output=True, text=True, cwd=elsewhere
+    )
+    assert clean.returncode == 0 and clean.stderr == ""

@@ -13,11 +13,44 @@ from llamabot._exceptions import (
     ImageFormatWarning,
     ImageSaveError,
     InvalidImageError,
+    LlamabotConflictWarning,
     NoImageError,
     RetiredModelWarning,
     UnsupportedSettingWarning,
 )
 from llamabot.bot.imagebot import ImageBot
+
+
+def _other_llamabot() -> str | None:
+    """The real llamabot distribution, if it is installed beside this one (they share ``llamabot/``).
+
+    Found by its ``llamabot-<version>.dist-info`` folder on ``sys.path``: listing a few folders
+    keeps ``import llamabot`` fast, where ``importlib.metadata`` would not.
+    """
+    import os
+    import sys
+
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as names:
+                for name in names:
+                    if name.name.startswith("llamabot-") and name.name.endswith((".dist-info", ".egg-info")):
+                        return f"{name.name.rsplit('.', 1)[0]} (in {entry})"
+        except OSError:
+            continue
+    return None
+
+
+if (_other := _other_llamabot()) is not None:
+    import warnings
+
+    warnings.warn(
+        f"Both llamabot-imagebot and {_other.replace('llamabot-', 'llamabot ', 1)} install the `llamabot` "
+        "package; the one installed last replaced the other's files. Use separate virtual environments, "
+        "or uninstall one (pip uninstall llamabot / pip uninstall llamabot-imagebot).",
+        LlamabotConflictWarning,
+        stacklevel=2,
+    )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +76,7 @@ __all__ = [
     "ImageFormatWarning",
     "ImageSaveError",
     "InvalidImageError",
+    "LlamabotConflictWarning",
     "NoImageError",
     "RetiredModelWarning",
     "UnsupportedSettingWarning",

@@ -16,12 +16,15 @@ Provider failures keep litellm's own exception types (every one subclasses
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
     ├── ImageFormatWarning      saved bytes do not match the file's extension
     ├── HistoryWarning          a generation could not be recorded in the history
-    └── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
+    ├── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
+    └── LlamabotConflictWarning     the real llamabot is installed too (both own ``llamabot/``)
 """
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs import time nobody needs at run time
+    from typing import Any
 
 
 class ImageBotError(Exception):
@@ -72,3 +75,7 @@ class HistoryWarning(UserWarning):
 
 class DependencyChangedWarning(UserWarning):
     """litellm no longer offers something ImageBot relies on; ImageBot fell back to documented behaviour."""
+
+
+class LlamabotConflictWarning(UserWarning):
+    """The real llamabot is installed beside llamabot-imagebot: both provide the ``llamabot`` package."""

@@ -17,7 +17,6 @@ every module beyond the class definition is imported inside the function that ne
 from __future__ import annotations
 
 import time
-from typing import overload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from concurrent.futures import Future
     from pathlib import Path
-    from typing import Any, Literal, Optional, Union
+    from typing import Any, Literal, Optional, Union, overload
 
     PathLike = Union[str, os.PathLike[str]]
 
@@ -148,18 +147,20 @@ class ImageBot:
             del shown["response_format"]  # never sent to this model (GPT image models always answer base64)
         return f"ImageBot({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
-    @overload
-    def __call__(self, prompt: str, return_url: Literal[True], save_path: Optional[PathLike] = None) -> str: ...
+    if TYPE_CHECKING:  # typing.overload at run time would cost import time
 
-    @overload
-    def __call__(
-        self, prompt: str, return_url: Literal[False] = False, save_path: Optional[PathLike] = None
-    ) -> Path: ...
+        @overload
+        def __call__(self, prompt: str, return_url: Literal[True], save_path: Optional[PathLike] = None) -> str: ...
 
-    @overload
-    def __call__(
-        self, prompt: str, return_url: bool = False, save_path: Optional[PathLike] = None
-    ) -> Union[str, Path]: ...
+        @overload
+        def __call__(
+            self, prompt: str, return_url: Literal[False] = False, save_path: Optional[PathLike] = None
+        ) -> Path: ...
+
+        @overload
+        def __call__(
+            self, prompt: str, return_url: bool = False, save_path: Optional[PathLike] = None
+        ) -> Union[str, Path]: ...
 
     def __call__(
         self,

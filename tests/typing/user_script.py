@@ -1,0 +1,20 @@
+# pyright: strict
+"""A user's script, type-checked in CI (mypy --strict, pyright strict): 0 errors; never run."""
+
+from pathlib import Path
+
+import llamabot as lmb
+
+bot = lmb.ImageBot(model="gpt-image-1", quality="low")
+saved: Path = bot("A red fox")
+reference: str = bot("A red fox", return_url=True)
+either = bot("A red fox", return_url=bool(saved))
+also_saved: Path = bot("A red fox", save_path="out/fox.png")
+version: str = lmb.__version__
+images = bot.generate("A red fox", n=2)
+for image in images:
+    data: bytes | None = image.data
+    print(image.mime_type, image.revised_prompt, data is None, either)
+results = bot.batch(["A cat", "A dog"], save_dir="out")
+info = lmb.image_info(saved)
+print(reference, also_saved, version, results, info)
