@@ -16,6 +16,8 @@ from llamabot import _notebook
 from tests.fakes import PNG, b64
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "imagebot-in-jupyter.ipynb"
+#: A small picture drawn for this project (tests/data/README.md): the docs' notebook shows it.
+SUNSET = (Path(__file__).parent / "data" / "sunset-over-mountains.png").read_bytes()
 
 
 def execute(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
@@ -40,14 +42,14 @@ def kernel_env(provider, monkeypatch):
 
 def test_example_notebook_runs_in_a_real_kernel(kernel_env, tmp_path):
     """The docs' example notebook: each image displayed once, a short reference, a saved path, no errors."""
-    kernel_env.gpt_image([PNG])
+    kernel_env.gpt_image([SUNSET])
     notebook = execute(nbformat.read(EXAMPLE, as_version=4), tmp_path)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
 
     assignment = code[1]  # url = bot(..., return_url=True)
     assert [o.output_type for o in assignment.outputs] == ["display_data"]
-    assert base64.b64decode(assignment.outputs[0].data["image/png"]) == PNG
+    assert base64.b64decode(assignment.outputs[0].data["image/png"]) == SUNSET
 
     last_expression = code[2]  # bot(..., return_url=True) as the cell's value
     images = [o for o in last_expression.outputs if "image/png" in o.get("data", {})]
@@ -57,13 +59,13 @@ def test_example_notebook_runs_in_a_real_kernel(kernel_env, tmp_path):
 
     result_object = code[3]  # images[0]
     (value,) = outputs(result_object, "execute_result")
-    assert base64.b64decode(value.data["image/png"]) == PNG
+    assert base64.b64decode(value.data["image/png"]) == SUNSET
 
     default_call = code[4]  # image_path = bot(...); print(image_path.name)
     assert len(outputs(default_call, "display_data")) == 1
     (stream,) = outputs(default_call, "stream")
     assert stream.text.strip() == "a_painting_of_a_sunset_over_mountains.png"
-    assert (tmp_path / "a_painting_of_a_sunset_over_mountains.png").read_bytes() == PNG
+    assert (tmp_path / "a_painting_of_a_sunset_over_mountains.png").read_bytes() == SUNSET
 
 
 def test_url_results_display_by_reference_without_download(kernel_env, tmp_path):

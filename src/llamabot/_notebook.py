@@ -65,7 +65,9 @@ def mimebundle(image: GeneratedImage) -> dict[str, Any]:
     shown = _inline(image)
     if shown is None:
         src = html.escape(image.url or "", quote=True)
-        bundle["text/html"] = f'<img src="{src}" alt="generated image" style="max-width: 100%; height: auto;"/>'
+        # The prompt (as the provider revised it, if it did) describes the picture for screen readers.
+        alt = html.escape(image.revised_prompt or image.prompt or "generated image", quote=True)
+        bundle["text/html"] = f'<img src="{src}" alt="{alt}" style="max-width: 100%; height: auto;"/>'
         return bundle
     data, mime = shown
     bundle[mime] = data.decode("utf-8") if mime == "image/svg+xml" else data
@@ -81,7 +83,9 @@ def gallery_html(images: Iterable[GeneratedImage]) -> str:
             src = image.url or ""
         else:
             src = f"data:{shown[1]};base64,{base64.b64encode(shown[0]).decode('ascii')}"
-        tags.append(f'<img src="{html.escape(src, quote=True)}" style="max-width: 32%; height: auto; margin: 2px;"/>')
+        alt = html.escape(image.revised_prompt or image.prompt or "generated image", quote=True)
+        style = "max-width: 32%; height: auto; margin: 2px;"
+        tags.append(f'<img src="{html.escape(src, quote=True)}" alt="{alt}" style="{style}"/>')
     return f"<div>{''.join(tags)}</div>"
 
 
