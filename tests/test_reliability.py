@@ -378,3 +378,56 @@ def test_unreachable_host_is_named_and_not_retried(api_base, host, reason):
     (note,) = [n for n in caught.value.__notes__ if n.startswith("Could not connect")]
     assert host in note and reason in note and "k-secret-value-123" not in note
     assert not _calls.is_transient(caught.value)
+
+
+def _connections_to(port: int) -> int:
+    """This machine's established TCP connections to ``port`` (the client ends: remote port = ``port``)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def _attempt_threads() -> int:
+    import threading
+
+    return sum(1 for thread in threading.enumerate() if thread.name == "imagebot-request")
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "extra", "grace"),
+    [
+        # bedrock's sync path ignores litellm's timeout: ImageBot bounds it with its own client.
+        (
+            "bedrock/amazon.nova-canvas-v1:0",
+            "/model/amazon.nova-canvas-v1:0/invoke",
+            {"aws_region_name": "us-east-1"},
+            5,
+        ),
+        ("recraft/recraftv3", "/v1/images/generations", {}, 5),
+        # The OpenAI SDK retries a timed-out attempt twice on its own: 3 x timeout, plus its backoff.
+        ("gpt-image-1", "/images/generations", {}, 10),
+    ],
+)
+def test_timed_out_calls_leave_no_thread_or_connection_behind(provider, model, path, extra, grace):
+    """20 calls that hit their timeout against a server that never answers: no attempt thread, no connection stays.
+
+    The grace covers a loaded machine; without ImageBot's bounded client, bedrock's 20 attempts
+    would stay for the server's full 60 s.
+    """
+    provider.latency = 60
+    scripted(provider, path, [ok()])
+    port = int(provider.base.rsplit(":", 1)[1])
+    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", timeout=0.5, num_retries=0, **extra)
+    for _ in range(20):
+        with pytest.raises(litellm.Timeout):
+            bot("A fox")
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (_attempt_threads() or _connections_to(port)):
+        time.sleep(0.05)
+    assert (_attempt_threads(), _connections_to(port)) == (0, 0)

@@ -38,7 +38,7 @@ from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan, record
 from llamabot._redact import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
     from llamabot._response import GeneratedImage
 
@@ -425,3 +425,43 @@ def _claim(tmp: Path, directory: Path, stem: str, suffix: str, start: int) -> Pa
         return target
     msg = f"No free file name left for {stem}{suffix} in {directory}."
     raise FileExistsError(msg)
+
+
+def save_all(
+    images: Sequence[GeneratedImage],
+    prompt: str,
+    save_path: str | os.PathLike[str] | None,
+    directory: str | os.PathLike[str] | None,
+    *,
+    provenance: Sequence[dict[str, Any] | None],
+    **limits: Any,
+) -> list[Path]:
+    """Save one response's images: the first at ``save_path`` (replaced whole), the others beside it
+    as ``stem_2``, ``stem_3``…; without ``save_path``, under names from the prompt that never replace a file.
+
+    :param images: The images, in order.
+    :param prompt: The prompt, for derived names.
+    :param save_path: Where the first image goes; a folder means "inside it, under a derived name".
+    :param directory: The folder for derived names (default: the working folder, as a relative path).
+    :param provenance: Each image's provenance to embed, or None.
+    :param limits: ``timeout``, ``max_bytes``, ``deadline`` and ``cancel`` for the writes.
+    :return: The paths written, in order.
+    """
+    from llamabot._formats import slugify
+
+    if save_path is not None and Path(save_path).is_dir():
+        directory, save_path = save_path, None
+    paths = []
+    for index, (image, meta) in enumerate(zip(images, provenance, strict=True)):
+        if save_path is not None and index == 0:
+            paths.append(save_image(image, Path(save_path), provenance=meta, **limits))
+        elif save_path is not None:
+            first = Path(save_path)
+            suffix = first.suffix or None
+            paths.append(
+                save_new(image, first.parent, first.stem, suffix=suffix, start=index + 1, provenance=meta, **limits)
+            )
+        else:
+            folder = Path(directory) if directory is not None else Path()
+            paths.append(save_new(image, folder, slugify(prompt), start=index + 1, provenance=meta, **limits))
+    return paths

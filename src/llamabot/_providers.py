@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -365,6 +366,41 @@ def tolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def bounded(fn: Callable[..., Any], provider: str | None) -> Callable[..., Any]:
+    """``litellm.image_generation`` whose bedrock requests end at their timeout.
+
+    litellm's sync bedrock image path ignores ``timeout`` (1.106 to 1.110): its shared HTTP
+    client waits as long as the server does, so an attempt ImageBot gave up on would hold a
+    thread and a connection. A client of litellm's own kind, made for the attempt with its
+    timeout and closed after it, bounds it through the public ``client=`` parameter.
+    """
+    if provider != "bedrock":
+        return fn
+
+    def call(**kwargs: Any) -> Any:
+        client = None if "client" in kwargs else _bedrock_client(kwargs.get("timeout"))
+        if client is None:
+            return fn(**kwargs)
+        try:
+            return fn(**kwargs, client=client)
+        finally:
+            client.close()
+
+    return call
+
+
+def _bedrock_client(timeout: Any) -> Any:
+    try:
+        from litellm.llms.custom_httpx.http_handler import HTTPHandler
+    except ImportError:
+        warn_changed(
+            "the HTTP client class ImageBot gives bedrock to bound its requests (HTTPHandler)",
+            "bedrock's own client: a timed-out attempt may finish in a background thread",
+        )
+        return None
+    return HTTPHandler(timeout=timeout)
+
+
 def atolerant(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``tolerant`` for ``litellm.aimage_generation``."""
 
@@ -387,6 +423,44 @@ def _rules(model: str, base_model: str | None) -> tuple[str, dict[str, Any]] | N
     if name.startswith("gpt-image"):
         return name, _OPENAI_RULES["gpt-image"]
     return name, _OPENAI_RULES[name]
+
+
+RESPONSE_FORMATS = ("url", "b64_json")
+
+
+def check_bot_settings(
+    model: Any, size: Any, quality: Any, n: Any, response_format: Any, timeout: Any, extra: dict[str, Any]
+) -> None:
+    """Reject settings no provider accepts, then what OpenAI's models are documented to refuse.
+
+    :raises ValueError: For a value out of range, naming the setting and what it accepts.
+    :raises TypeError: For a value of the wrong type.
+    """
+    if not isinstance(model, str) or not model.strip():
+        msg = f"model must be a non-empty string such as 'gpt-image-1', not {model!r}."
+        raise ValueError(msg)
+    if size is not None and (not isinstance(size, str) or not (re.fullmatch(r"\d+[xX]\d+", size) or size == "auto")):
+        msg = f"size must look like '1024x1024' (width x height) or be 'auto', not {size!r}."
+        raise ValueError(msg)
+    if isinstance(n, bool) or not isinstance(n, int):
+        msg = f"n must be a whole number, not {type(n).__name__}."
+        raise TypeError(msg)
+    if n < 1:
+        msg = f"n must be at least 1, not {n}."
+        raise ValueError(msg)
+    if response_format is not None and response_format not in RESPONSE_FORMATS:
+        msg = f"response_format must be 'url' or 'b64_json', not {response_format!r}."
+        raise ValueError(msg)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        msg = f"timeout must be a number of seconds, not {type(timeout).__name__}."
+        raise TypeError(msg)
+    if not timeout > 0:
+        msg = f"timeout must be a positive number of seconds, not {timeout}."
+        raise ValueError(msg)
+    if quality is not None and not isinstance(quality, str):
+        msg = f"quality must be a string such as 'high' or 'hd', not {type(quality).__name__}."
+        raise TypeError(msg)
+    check_settings(model, size, quality, n, extra)
 
 
 def check_settings(model: str, size: str | None, quality: str | None, n: int, extra: dict[str, Any]) -> None:

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     from llamabot._response import GeneratedImage, GeneratedImages
 
-RESPONSE_FORMATS = ("url", "b64_json")
-
 
 #: What a per-call override sets on the bot itself; anything else is an extra litellm argument.
 _OWN_SETTINGS = frozenset(
@@ -587,71 +585,34 @@ class ImageBot:
         cancel: Optional[threading.Event] = None,
     ) -> GeneratedImages:
         """Save every image (the first at ``save_path`` or under a name from the prompt); return them with paths."""
-        from pathlib import Path
-
         from llamabot import _io
-        from llamabot._formats import slugify
 
-        limits: dict[str, Any] = {
-            "timeout": self.timeout,
-            "max_bytes": self.max_image_bytes,
-            "deadline": deadline,
-            "cancel": cancel,
-        }
-        if save_path is not None and Path(save_path).is_dir():
-            # A folder: the images go inside it, under names derived from the prompt.
-            directory, save_path = Path(save_path), None
-        paths = []
-        for index, image in enumerate(images):
-            limits["provenance"] = self._provenance(images, image)
-            if save_path is not None and index == 0:
-                paths.append(_io.save_image(image, Path(save_path), **limits))
-            elif save_path is not None:
-                first = Path(save_path)
-                paths.append(
-                    _io.save_new(
-                        image, first.parent, first.stem, suffix=first.suffix or None, start=index + 1, **limits
-                    )
-                )
-            else:
-                # Relative to the working folder, as the reference's example prints it.
-                folder = Path(directory) if directory is not None else Path()
-                paths.append(_io.save_new(image, folder, slugify(prompt), start=index + 1, **limits))
+        paths = _io.save_all(
+            images,
+            prompt,
+            save_path,
+            directory,
+            provenance=[self._provenance(images, image) for image in images],
+            timeout=self.timeout,
+            max_bytes=self.max_image_bytes,
+            deadline=deadline,
+            cancel=cancel,
+        )
         return images.replaced(image.replace(path=path) for image, path in zip(images, paths, strict=True))
 
     def _validate(self) -> None:
         """Reject settings no provider accepts, before any network call."""
-        import re
-
         from llamabot import _providers
 
-        if not isinstance(self.model, str) or not self.model.strip():
-            msg = f"model must be a non-empty string such as 'gpt-image-1', not {self.model!r}."
-            raise ValueError(msg)
-        if self.size is not None and (
-            not isinstance(self.size, str) or not (re.fullmatch(r"\d+[xX]\d+", self.size) or self.size == "auto")
-        ):
-            msg = f"size must look like '1024x1024' (width x height) or be 'auto', not {self.size!r}."
-            raise ValueError(msg)
-        if isinstance(self.n, bool) or not isinstance(self.n, int):
-            msg = f"n must be a whole number, not {type(self.n).__name__}."
-            raise TypeError(msg)
-        if self.n < 1:
-            msg = f"n must be at least 1, not {self.n}."
-            raise ValueError(msg)
-        if self.response_format is not None and self.response_format not in RESPONSE_FORMATS:
-            msg = f"response_format must be 'url' or 'b64_json', not {self.response_format!r}."
-            raise ValueError(msg)
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
-            msg = f"timeout must be a number of seconds, not {type(self.timeout).__name__}."
-            raise TypeError(msg)
-        if not self.timeout > 0:
-            msg = f"timeout must be a positive number of seconds, not {self.timeout}."
-            raise ValueError(msg)
-        if self.quality is not None and not isinstance(self.quality, str):
-            msg = f"quality must be a string such as 'high' or 'hd', not {type(self.quality).__name__}."
-            raise TypeError(msg)
-        _providers.check_settings(self.model, self.size, self.quality, self.n, self.image_generation_kwargs)
+        _providers.check_bot_settings(
+            self.model,
+            self.size,
+            self.quality,
+            self.n,
+            self.response_format,
+            self.timeout,
+            self.image_generation_kwargs,
+        )
 
 
 def _progress_bar(total: int, progress: Optional[bool]) -> Any:
@@ -792,7 +753,7 @@ def generate_image_response(
     with _providers.refined_errors(bot.model, bot.api_key, {**bot.image_generation_kwargs, "api_base": bot.api_base}):
         # Looked up at call time so that mocker.patch("litellm.image_generation") works.
         return _calls.call(
-            _providers.tolerant(litellm.image_generation),
+            _providers.tolerant(_providers.bounded(litellm.image_generation, bot._provider())),
             kwargs,
             timeout=bot.timeout,
             attempts=bot._attempts(),
