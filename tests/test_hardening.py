@@ -260,11 +260,15 @@ def test_body_longer_than_content_length_is_not_saved(provider):
     ("damaged", "kind"),
     [(PNG[:-12], "PNG"), (JPEG[:-2], "JPEG"), (WEBP[:-4], "WEBP")],
 )
-def test_structurally_incomplete_images_are_refused(provider, damaged, kind):
-    """A PNG without IEND, a JPEG without its end marker, a WEBP shorter than its RIFF size: not saved."""
-    provider.gpt_image([damaged])
-    with pytest.raises(lmb.InvalidImageError, match=f"incomplete.*{kind}"):
-        gpt_bot(provider)("A cat")
+def test_structurally_incomplete_downloads_are_refused(provider, damaged, kind):
+    """A downloaded PNG without IEND, JPEG without its end marker, WEBP shorter than its RIFF size: not saved.
+
+    The error still carries the image (its URL), as every failure to save does.
+    """
+    url_answer(provider, provider.file(f"damaged-{kind}", damaged, content_type="application/octet-stream"))
+    with pytest.raises(lmb.InvalidImageError, match=f"incomplete.*{kind}") as caught:
+        lmb.ImageBot(model="dall-e-3", api_base=provider.base, api_key="sk-test")("A cat")
+    assert caught.value.images[0].url.endswith(f"/files/damaged-{kind}")
     assert files_left(Path.cwd()) == []
 
 

@@ -187,7 +187,8 @@ def _write_temp(
             size += len(chunk)
             tail = (tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
         mime = mime or require_image(head, "The generated image")
-        require_complete(head, tail, size, mime)
+        if image.data is None:  # a download can be cut short; bytes the provider sent inline cannot
+            require_complete(head, tail, size, mime)
     return tmp, mime
 
 

@@ -463,7 +463,7 @@ class ImageBot:
             elif deliver:
                 try:
                     images = self._save(images, prompt, save_path, call.deadline, directory, cancel)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
                     unsaved = _unsaved(exc, images)
                     if unsaved is exc:
                         raise
@@ -655,11 +655,12 @@ def _shown(images: GeneratedImages, result: Union[str, Path, None]) -> Union[str
     return _notebook.ImageReference(result) if isinstance(result, str) else result
 
 
-def _unsaved(exc: OSError, images: GeneratedImages) -> OSError:
+def _unsaved(exc: Exception, images: GeneratedImages) -> Exception:
     """The error for images that were generated (and paid for) but not saved: it carries them.
 
-    A failed download keeps its type (the URL is on the images, valid for a while); any other
-    failure to write becomes ``ImageSaveError``, whose message says where the images are.
+    ImageBot's own errors (a failed or cut-short download, bytes that are not an image) keep
+    their type and gain ``images`` and a note; a failure to write (a read-only folder, a full
+    disk) becomes ``ImageSaveError``, whose message says where the images are.
     """
     from llamabot import _providers
     from llamabot._exceptions import ImageDownloadError, ImageSaveError
@@ -668,7 +669,7 @@ def _unsaved(exc: OSError, images: GeneratedImages) -> OSError:
         f"The {len(images)} generated image{'s' * (len(images) != 1)} "
         "are on this exception as exc.images; exc.images[0].save(path) writes one elsewhere."
     )
-    if isinstance(exc, ImageDownloadError):
+    if isinstance(exc, (ImageDownloadError, ValueError)) or not isinstance(exc, OSError):
         exc.images = images  # type: ignore[attr-defined]
         _providers.add_note(exc, where)
         return exc
