@@ -94,7 +94,11 @@ def test_batch_returns_results_in_order_with_failures_in_place(provider):
     prompts = ["one", "two FAIL", "three", "four"]
     results = gpt_bot(provider).batch(prompts, concurrency=2, progress=False)
     assert [type(r).__name__ for r in results] == ["PosixPath", "BadRequestError", "PosixPath", "PosixPath"]
-    assert [r.read_bytes() for r in results if isinstance(r, Path)] == [tagged(b"one"), tagged(b"three"), tagged(b"four")]
+    assert [r.read_bytes() for r in results if isinstance(r, Path)] == [
+        tagged(b"one"),
+        tagged(b"three"),
+        tagged(b"four"),
+    ]
 
 
 def test_batch_save_dir_and_return_url(provider):
