@@ -247,3 +247,95 @@ def test_cli_records_history_by_default(provider, capsys, monkeypatch):
     saved = capsys.readouterr().out.strip()
     assert main(["history", "--path", saved, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["prompt"] == "A tiny square"
+
+
+def _png_text_chunks(data: bytes) -> list[bytes]:
+    """The keywords of a PNG's text chunks, in order."""
+    import struct
+
+    keywords, position = [], 8
+    while position < len(data):
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        kind, body = data[position + 4 : position + 8], data[position + 8 : position + 8 + length]
+        if kind in (b"tEXt", b"iTXt"):
+            keywords.append(body.split(b"\0", 1)[0])
+        position += 12 + length
+    return keywords
+
+
+def _jpeg_app_segments(data: bytes) -> list[bytes]:
+    """Each metadata segment before the scan, as a short label: APP0, Exif, XMP or the marker."""
+    import struct
+
+    labels, position = [], 2
+    while data[position + 1] != 0xDA:
+        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
+        body = data[position + 4 : position + 2 + length]
+        marker = data[position + 1]
+        labels.append(
+            b"APP0"
+            if marker == 0xE0
+            else b"Exif"
+            if body.startswith(b"Exif\0")
+            else b"XMP"
+            if b"xap/1.0" in body[:40]
+            else bytes([marker])
+        )
+        position += 2 + length
+    return labels
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_saving_twice_keeps_one_record(provider, fmt):
+    """An image ImageBot already saved, saved again with metadata: one record, replaced, never doubled."""
+    provider.gpt_image([make_image(fmt)])
+    bot = bot_for(provider, imagebot_metadata=True)
+    first = bot("First prompt")
+    provider.server.clear()
+    provider.gpt_image([first.read_bytes()])
+    again = bot("Second prompt", save_path=f"again{first.suffix}")
+    data = again.read_bytes()
+    assert lmb.image_info(again)["prompt"] == "Second prompt"
+    if fmt == "PNG":
+        assert _png_text_chunks(data) == [b"parameters", b"imagebot"]
+    else:
+        assert _jpeg_app_segments(data).count(b"XMP") == 1
+
+
+def test_any_prompt_round_trips_exactly():
+    """Non-Latin prompts survive in both PNG chunks (UTF-8 iTXt, not lossy tEXt)."""
+    from llamabot._provenance import embed
+
+    prompt = "日本の猫 — café au lait ☕"
+    data = embed(PNG, "image/png", {"prompt": prompt, "model": "m"})
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.info["parameters"].startswith(prompt)
+    assert extract(data)["prompt"] == prompt
+
+
+def test_jpeg_segments_keep_the_spec_order():
+    """Without JFIF, an Exif APP1 stays first and our XMP follows it (readers look for Exif first)."""
+    import struct
+
+    exif = b"Exif\0\0" + b"MM\0*\0\0\0\x08" + b"\0\0" + b"\0\0\0\0"  # an empty IFD
+    app1 = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    jpeg = JPEG
+    if jpeg[2:4] == b"\xff\xe0":  # drop JFIF
+        jpeg = jpeg[:2] + jpeg[4 + struct.unpack(">H", jpeg[4:6])[0] :]
+    embedded = embed(jpeg[:2] + app1 + jpeg[2:], "image/jpeg", {"prompt": "p", "model": "m"})
+    assert _jpeg_app_segments(embedded)[:2] == [b"Exif", b"XMP"]
+    assert same_pixels(embedded, JPEG)
+
+
+def test_a_provider_record_is_never_taken_for_ours(provider):
+    """A WEBP that arrives with its own XMP (even one shaped like ours): ours goes beside it and wins."""
+    fake = (
+        b'<x:xmpmeta><rdf:Description imagebot:provenance="{&quot;prompt&quot;: &quot;FAKE PROMPT&quot;}"/></x:xmpmeta>'
+    )
+    buffer = io.BytesIO()
+    make_webp = Image.new("RGB", (8, 6), (10, 200, 30))
+    make_webp.save(buffer, format="WEBP", xmp=fake)
+    provider.gpt_image([buffer.getvalue()])
+    path = bot_for(provider, imagebot_metadata=True)("The real prompt")
+    assert path.read_bytes() == buffer.getvalue()  # their XMP is left as it was, not doubled
+    assert lmb.image_info(path)["prompt"] == "The real prompt"

@@ -6,6 +6,7 @@ Importing this package loads neither litellm nor requests; they load on first us
 from __future__ import annotations
 
 from llamabot._exceptions import (
+    ContentCredentialsWarning,
     DependencyChangedWarning,
     HistoryWarning,
     ImageBotError,
@@ -66,6 +67,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ContentCredentialsWarning",
     "DependencyChangedWarning",
     "GeneratedImage",
     "GeneratedImages",

@@ -15,6 +15,7 @@ Provider failures keep litellm's own exception types (every one subclasses
     ├── RetiredModelWarning     kept for code that filters it; no longer emitted
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
     ├── ImageFormatWarning      saved bytes do not match the file's extension
+    ├── ContentCredentialsWarning   a conversion dropped the provider's signed C2PA manifest
     ├── HistoryWarning          a generation could not be recorded in the history
     ├── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
     └── LlamabotConflictWarning     the real llamabot is installed too (both own ``llamabot/``)
@@ -79,3 +80,7 @@ class DependencyChangedWarning(UserWarning):
 
 class LlamabotConflictWarning(UserWarning):
     """The real llamabot is installed beside llamabot-imagebot: both provide the ``llamabot`` package."""
+
+
+class ContentCredentialsWarning(UserWarning):
+    """Saving dropped the provider's Content Credentials (a format conversion cannot carry them)."""

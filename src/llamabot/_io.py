@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from llamabot._exceptions import ImageDownloadError, ImageFormatWarning
+from llamabot._exceptions import ContentCredentialsWarning, ImageDownloadError, ImageFormatWarning
 from llamabot._formats import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
@@ -34,7 +34,7 @@ from llamabot._formats import (
     require_complete,
     require_image,
 )
-from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, extract, plan, record
+from llamabot._provenance import EMBEDDABLE, HEAD_BYTES, content_credentials, extract, plan, record
 from llamabot._redact import redact_url
 
 if TYPE_CHECKING:
@@ -216,6 +216,14 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
         except ImportError:
             pass
         else:
+            if content_credentials(read_bytes(tmp, HEAD_BYTES), mime):
+                warnings.warn(
+                    f"Converting the generated {mime} to {wanted} for {path.name!r} drops the provider's "
+                    "Content Credentials (its signed C2PA manifest): the converted file cannot carry them. "
+                    f"Save it as {path.stem}{EXTENSIONS[mime]} to keep them.",
+                    ContentCredentialsWarning,
+                    stacklevel=4,
+                )
             converted = _temp_name(tmp.parent)
             try:
                 with Image.open(tmp) as img:
@@ -267,7 +275,10 @@ def _embed(tmp: Path, mime: str, provenance: dict[str, Any] | None) -> tuple[Pat
     if mime not in EMBEDDABLE:
         return tmp, True
     with open(tmp, "rb") as source:
-        planned = plan(source.read(HEAD_BYTES), os.fstat(source.fileno()).st_size, mime, provenance)
+        head = source.read(HEAD_BYTES)
+        if content_credentials(head, mime):
+            return tmp, True  # the provider's signed manifest must stay byte for byte where it is
+        planned = plan(head, os.fstat(source.fileno()).st_size, mime, provenance)
         if planned is None:
             return tmp, True
         keep_from, head, tail = planned
@@ -293,17 +304,27 @@ def sidecar_path(path: Path) -> Path:
 
 
 def image_info(path: str | Path) -> dict[str, Any] | None:
-    """Read back what made a saved image: prompt, revised prompt, model, settings, time, version.
+    """Read back what made a saved image: our record, and the provider's Content Credentials.
 
     :param path: An image saved with provenance (``imagebot_metadata=True``, or the command line).
-    :return: The provenance embedded in the file (or kept in ``<file>.json`` for formats that
-        cannot carry it), only our known fields, or ``None`` if the file has none. Never raises
-        for a malformed or hostile file, and reads at most 2 MiB of it.
+    :return: Our record's fields (prompt, revised prompt, model, provider, settings, time,
+        version), embedded in the file or kept in ``<file>.json``; plus, when the file carries
+        a signed C2PA manifest, ``content_credentials`` (claim generator, issuer, AI source type,
+        whether it validates). ``None`` if the file has neither. Never raises for a malformed or
+        hostile file, and reads at most 2 MiB of it (the C2PA check reads the manifest).
     """
+    from llamabot._formats import sniff_mime
+
     path = Path(path)
-    found = extract(*_ends(path))
-    if found is None:
-        found = record(_ends(sidecar_path(path))[0])
+    head, tail = _ends(path)
+    # The sidecar first: ImageBot writes one only where it could not embed, and a file may carry a
+    # record that someone else put there.
+    found = record(_ends(sidecar_path(path))[0]) or extract(head, tail)
+    mime = sniff_mime(head[:SNIFF_BYTES])
+    if mime is not None and content_credentials(head, mime):
+        from llamabot import _credentials
+
+        found = {**(found or {}), "content_credentials": _credentials.describe(path, mime)}
     return found
 
 

@@ -63,6 +63,62 @@ def _xmp_packet(meta: dict[str, Any]) -> bytes:
     ).encode()
 
 
+def content_credentials(head: bytes, mime: str) -> bool:
+    """Whether a file carries a C2PA manifest (Content Credentials), from its first bytes.
+
+    A manifest's hard binding hashes the file's bytes by offset, so inserting anything ahead of
+    it invalidates the signature: such files get our record in a sidecar instead. The manifest
+    store sits near the start in every format: a ``caBX`` chunk before PNG's image data, APP11
+    JUMBF segments before JPEG's scan, a ``C2PA`` chunk in WEBP.
+
+    :param head: The file's first bytes (the first 64 KiB are plenty).
+    :param mime: The file's MIME type.
+    """
+    try:
+        if mime == "image/png":
+            return b"caBX" in _png_chunk_types(head)
+        if mime == "image/jpeg":
+            return any(marker == 0xEB and b"jumb" in body for marker, body in _jpeg_segments(head))
+        if mime == "image/webp":
+            return b"C2PA" in _webp_chunk_types(head)
+    except (ValueError, struct.error, IndexError):
+        return False
+    return False
+
+
+def _png_chunk_types(data: bytes) -> list[bytes]:
+    kinds, position = [], 8
+    while position + 8 <= len(data):
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        kind = data[position + 4 : position + 8]
+        kinds.append(kind)
+        if kind in (b"IDAT", b"IEND"):
+            break
+        position += 12 + length
+    return kinds
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    segments, position = [], 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: no more metadata segments
+            break
+        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
+        segments.append((marker, data[position + 4 : position + 2 + length]))
+        position += 2 + length
+    return segments
+
+
+def _webp_chunk_types(data: bytes) -> list[bytes]:
+    kinds, position = [], 12
+    while position + 8 <= len(data):
+        kinds.append(data[position : position + 4])
+        length = struct.unpack("<I", data[position + 4 : position + 8])[0]
+        position += 8 + length + (length & 1)
+    return kinds
+
+
 #: How much of a file's start ``plan`` needs (a JPEG's APP0 segment is at most 64 KB).
 HEAD_BYTES = 0x10000 + 16
 
@@ -114,14 +170,40 @@ def _within(head: bytes, end: int) -> int:
     return end
 
 
+def _png_chunks(head: bytes) -> list[tuple[int, int, bytes, bytes]]:
+    """``(start, end, type, body)`` of each chunk after the signature, up to the first IDAT (within ``head``)."""
+    chunks: list[tuple[int, int, bytes, bytes]] = []
+    position = 8
+    while True:
+        length = struct.unpack(">I", head[position : position + 4])[0]
+        kind = bytes(head[_within(head, position + 8) - 4 : position + 8])
+        if kind in (b"IDAT", b"IEND"):  # only its start is needed: it is copied, not parsed
+            chunks.append((position, position, kind, b""))
+            return chunks
+        end = _within(head, position + 12 + length)
+        chunks.append((position, end, kind, head[position + 8 : position + 8 + length]))
+        position = end
+
+
+def _ours_png(kind: bytes, body: bytes) -> bool:
+    """Our own chunks: written by an earlier save, replaced (never duplicated) by the next."""
+    return (kind == b"iTXt" and body.startswith((KEY.encode() + b"\x00", b"parameters\x00"))) or (
+        kind == b"tEXt" and body.startswith(b"parameters\x00")
+    )
+
+
 def _plan_png(head: bytes, meta: dict[str, Any]) -> Plan:
     if not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         raise ValueError("not a PNG")
-    end_of_ihdr = _within(head, 8 + 8 + struct.unpack(">I", head[8:12])[0] + 4)
-    text = b"parameters\x00" + parameters_text(meta).encode("latin-1", "replace")
-    itxt = KEY.encode() + b"\x00\x00\x00\x00\x00" + json.dumps(meta, ensure_ascii=False).encode("utf-8")
-    chunks = _png_chunk(b"tEXt", text) + _png_chunk(b"iTXt", itxt)
-    return end_of_ihdr, head[:end_of_ihdr] + chunks, b""
+    chunks = _png_chunks(head)  # up to the image data: rewritten whole, without our old chunks
+    keep_from = chunks[-1][0]
+    # iTXt, UTF-8: any prompt round-trips exactly (tEXt is Latin-1).
+    text = b"parameters\x00\x00\x00\x00\x00" + parameters_text(meta).encode("utf-8")
+    record = KEY.encode() + b"\x00\x00\x00\x00\x00" + json.dumps(meta, ensure_ascii=False).encode("utf-8")
+    ours = _png_chunk(b"iTXt", text) + _png_chunk(b"iTXt", record)
+    ihdr_end = chunks[0][1]
+    others = b"".join(head[start:end] for start, end, kind, body in chunks[1:-1] if not _ours_png(kind, body))
+    return keep_from, head[:ihdr_end] + ours + others, b""
 
 
 def _plan_jpeg(head: bytes, meta: dict[str, Any]) -> Plan:
@@ -131,10 +213,22 @@ def _plan_jpeg(head: bytes, meta: dict[str, Any]) -> Plan:
     if len(segment) + 2 > 0xFFFF:
         raise ValueError("XMP too large for one APP1 segment")
     app1 = b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment
-    position = 2
-    if head[2:4] == b"\xff\xe0":  # keep JFIF's APP0 first, as readers expect
-        position = _within(head, 4 + struct.unpack(">H", head[4:6])[0])
-    return position, head[:position] + app1, b""
+    # Every segment before the scan, rewritten in the order readers expect: JFIF (APP0), Exif
+    # (APP1), then our XMP; any XMP with our record in it is dropped, so a re-save never duplicates.
+    first, rest, position = [], [], 2
+    while head[position] == 0xFF and head[position + 1] != 0xDA:
+        length = struct.unpack(">H", head[position + 2 : position + 4])[0]
+        end = _within(head, position + 2 + length)
+        body = head[position + 4 : end]
+        marker = head[position + 1]
+        if marker == 0xE0 or (marker == 0xE1 and body.startswith(b"Exif\x00")):
+            first.append(head[position:end])
+        elif not (marker == 0xE1 and body.startswith(_XMP_HEADER) and b"imagebot:provenance" in body):
+            rest.append(head[position:end])
+        position = end
+    if head[position] != 0xFF:
+        raise ValueError("no start of scan within the bytes read")
+    return position, b"\xff\xd8" + b"".join(first) + app1 + b"".join(rest), b""
 
 
 def _webp_canvas(data: bytes) -> tuple[int, int, int]:
@@ -156,6 +250,10 @@ def _webp_canvas(data: bytes) -> tuple[int, int, int]:
 def _plan_webp(head: bytes, size: int, meta: dict[str, Any]) -> Plan:
     if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
         raise ValueError("not a WEBP")
+    if head[12:16] == b"VP8X" and head[20] & 0x04:
+        # WEBP holds one XMP chunk; the provider's (or an earlier save's) is never overwritten or
+        # doubled: our record goes to the sidecar instead.
+        raise ValueError("the WEBP already carries XMP")
     xmp = _xmp_packet(meta)
     xmp_chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + (b"\x00" if len(xmp) % 2 else b"")
     if head[12:16] == b"VP8X":

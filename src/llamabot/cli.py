@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_MODEL = "gpt-image-1"
-COMMANDS = ("generate", "history", "cost")
+COMMANDS = ("generate", "history", "cost", "info")
 EPILOG = """\
 examples:
   imagebot "A red fox in the snow"           (generate is the default command)
@@ -26,6 +26,7 @@ examples:
   imagebot history --path a_red_fox.png      which prompt made this file
   imagebot history --where                   where the history database is
   imagebot cost --by model                   what it cost
+  imagebot info a_red_fox.png                what made this file: our record and its Content Credentials
 
 Saved images carry their prompt and settings (--no-metadata to skip); each run is
 recorded in a local history (--no-history to skip; IMAGEBOT_HISTORY_DB moves it).
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", metavar="{generate,history,cost}")
+    commands = parser.add_subparsers(dest="command", metavar="{generate,history,cost,info}")
     generate = commands.add_parser(
         "generate", help="make images from prompts (the default command)", description="Make images from prompts."
     )
@@ -68,7 +69,37 @@ def build_parser() -> argparse.ArgumentParser:
     cost = commands.add_parser("cost", help="show what generations cost", description="Show what generations cost.")
     cost.add_argument("--by", choices=["day", "model"], default="day", help="group by (default: day)")
     cost.add_argument("--json", action="store_true", help="print JSON objects, one per line")
+    info = commands.add_parser(
+        "info",
+        help="what made an image: our record and the provider's Content Credentials",
+        description="Show what made an image: ImageBot's record and the provider's signed Content Credentials.",
+    )
+    info.add_argument("file", metavar="FILE", help="a saved image")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def info_main(args: argparse.Namespace) -> int:
+    """Print what made a file; exit 1 when it carries neither record."""
+    import llamabot
+
+    found = llamabot.image_info(args.file)
+    if found is None:
+        print(f"imagebot: {args.file} carries no ImageBot record and no Content Credentials", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, default=str))
+        return 0
+    credentials = found.pop("content_credentials", None)
+    if found:
+        print("ImageBot record (unsigned):")
+        for key, value in found.items():
+            print(f"  {key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}")
+    if credentials:
+        print("Content Credentials (signed by the provider):")
+        for key, value in credentials.items():
+            print(f"  {key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    return 0
 
 
 def _generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -229,6 +260,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["generate", *argv]
     args = build_parser().parse_args(argv)  # exits 2 on unknown options, as argparse does
+    if args.command == "info":
+        return info_main(args)
     if args.command != "generate":
         return history_main(args)
     shown = warnings.showwarning
