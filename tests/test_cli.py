@@ -64,8 +64,9 @@ def test_json_output_stdin_prompts_and_options(provider):
         stdin="A cat\n\nA dog\n",
     )
     assert run.returncode == 0, run.stderr
-    records = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [r["prompt"] for r in records] == ["A cat", "A dog"]
+    # One line per image as each prompt finishes; "index" gives the input order back.
+    records = sorted((json.loads(line) for line in run.stdout.splitlines()), key=lambda r: r["index"])
+    assert [(r["index"], r["prompt"]) for r in records] == [(0, "A cat"), (1, "A dog")]
     assert [Path(r["path"]).read_bytes() for r in records] == [tagged(b"A cat"), tagged(b"A dog")]
     assert all(r["model"] == "gpt-image-1" and "revised_prompt" in r and "cost" in r for r in records)
     bodies = [c.json for c in provider.calls("/images/generations")]
@@ -153,7 +154,8 @@ def test_from_file(provider, capsys, monkeypatch):
     from llamabot.cli import main
 
     assert main(["--from-file", "prompts.txt", "--no-history", "--api-base", provider.base, "--concurrency", "2"]) == 0
-    assert [Path(line).name for line in capsys.readouterr().out.split()] == ["first.png", "second.png"]
+    # Printed as each prompt finishes, so in completion order.
+    assert sorted(Path(line).name for line in capsys.readouterr().out.split()) == ["first.png", "second.png"]
 
 
 def test_module_and_console_script_are_the_same_command():
@@ -231,3 +233,48 @@ def test_json_cost_is_each_images_share(provider, monkeypatch, capsys):
     assert len(lines) == 2 and lines[0]["cost"] == lines[1]["cost"] > 0
     images = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, n=2).generate("A fox")
     assert sum(line["cost"] for line in lines) == pytest.approx(images.cost)
+
+
+def test_results_are_printed_as_they_finish(provider):
+    """A fast prompt's line appears while a slow one is still running; --json lines carry the prompt's index."""
+    import time
+
+    from werkzeug import Response
+
+    def answer(request):
+        prompt = json.loads(request.get_data())["prompt"]
+        if prompt == "slow":
+            time.sleep(4)
+        body = {"created": 1, "data": [{"b64_json": b64(tagged(prompt.encode()))}]}
+        return Response(json.dumps(body), 200, content_type="application/json")
+
+    provider.route("/images/generations", answer)
+    environment = {**os.environ, "OPENAI_API_KEY": CANARY, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [sys.executable, "-m", "llamabot", "slow", "fast", "--json", "--concurrency", "2", "--no-history"]
+    process = subprocess.Popen(
+        [*command, "--api-base", provider.base],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    first = json.loads(process.stdout.readline())
+    assert first["prompt"] == "fast" and first["index"] == 1
+    assert process.poll() is None  # the slow prompt is still being made
+    second = json.loads(process.stdout.readline())
+    assert second["prompt"] == "slow" and second["index"] == 0
+    assert process.wait(timeout=60) == 0
+
+
+def test_iter_batch_yields_each_outcome_as_it_finishes(provider):
+    """The library's iterator: each prompt's images or error, with its index, in completion order."""
+    echo_images(provider)
+    results = list(
+        lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test").iter_batch(
+            ["one", "this will FAIL", "three"], concurrency=3, save_dir="out"
+        )
+    )
+    by_index = {result.index: result for result in results}
+    assert sorted(by_index) == [0, 1, 2] and not by_index[1].ok and by_index[1].paths == []
+    assert by_index[0].paths == [Path("out/one.png")] and by_index[0].paths[0].read_bytes() == tagged(b"one")
+    assert by_index[2].prompt == "three" and by_index[2].ok

@@ -57,16 +57,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     __version__: str
     from llamabot._io import image_info
-    from llamabot._response import GeneratedImage, GeneratedImages
+    from llamabot._response import BatchResult, GeneratedImage, GeneratedImages
 
 # Loaded on first access: they pull in modules that `import llamabot` should not pay for.
 _LAZY = {
+    "BatchResult": "llamabot._response",
     "GeneratedImage": "llamabot._response",
     "GeneratedImages": "llamabot._response",
     "image_info": "llamabot._io",
 }
 
 __all__ = [
+    "BatchResult",
     "ContentCredentialsWarning",
     "DependencyChangedWarning",
     "GeneratedImage",

@@ -286,3 +286,41 @@ def _why_empty(model: str | None) -> str:
         if (model or "").startswith(prefix):
             return f"{reason} Rephrase the prompt or try again."
     return "The provider may have refused the prompt (content policy); rephrase it or try again."
+
+
+class BatchResult:
+    """One prompt's outcome in a batch: its images (saved ones have ``path``) or the error.
+
+    :param index: The prompt's position in the batch.
+    :param prompt: The prompt.
+    :param images: Its images, or ``None`` if it failed.
+    :param error: What went wrong, or ``None`` if it succeeded.
+    """
+
+    __slots__ = ("error", "images", "index", "prompt")
+
+    def __init__(self, index: int, prompt: str, images: GeneratedImages | None, error: Exception | None) -> None:
+        self.index = index
+        self.prompt = prompt
+        self.images = images
+        self.error = error
+
+    @property
+    def ok(self) -> bool:
+        """Whether the prompt made its images."""
+        return self.error is None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Where its images were saved (empty when nothing was saved)."""
+        return [image.path for image in self.images or [] if image.path is not None]
+
+    @property
+    def cost(self) -> float | None:
+        """What its response cost in USD, where litellm reports it."""
+        return self.images.cost if self.images is not None else None
+
+    def __repr__(self) -> str:
+        """Show the prompt and what became of it."""
+        outcome = f"error={self.error!r}" if self.error is not None else f"images={len(self.images or [])}"
+        return f"BatchResult(index={self.index}, prompt={self.prompt!r}, {outcome})"

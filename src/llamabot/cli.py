@@ -297,44 +297,54 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     import contextlib
     import io
 
+    out = sys.stdout  # results go here, each as soon as its prompt is done
+    failures = 0
     try:
         # litellm prints a "Give Feedback / Get Help" banner to stdout on every failure; the
-        # command's stdout is its results only, so anything printed while generating is dropped
-        # (litellm itself is left as it is).
+        # command's stdout is its results only, so anything else printed while generating is
+        # dropped (litellm itself is left as it is).
         with contextlib.redirect_stdout(io.StringIO()):
-            results = bot.generate_batch(
+            for result in bot.iter_batch(
                 prompts, args.concurrency, return_url=args.url, save_dir=args.dir, save_path=args.output
-            )
+            ):
+                failures += not result.ok
+                _print_result(result, args, out)
     except KeyboardInterrupt:
         print("imagebot: interrupted; nothing partial was left behind", file=sys.stderr)
         return 130
     except (ValueError, TypeError) as exc:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2
-    failures = 0
-    for prompt, result in zip(prompts, results, strict=True):
-        if isinstance(result, Exception):
-            failures += 1
-            print(f"imagebot: error: {prompt[:60]!r}: {describe(result)}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"prompt": prompt, "error": describe(result)}))
-            continue
-        for image in result:
-            where = image.reference if args.url else str(image.path)
-            if args.json:
-                key = "url" if args.url else "path"
-                record = {
-                    "prompt": prompt,
-                    key: where,
-                    "model": result.model,
-                    "revised_prompt": image.revised_prompt,
-                    # Each image's share of its prompt's cost, so that summing the lines is right.
-                    "cost": None if result.cost is None else result.cost / len(result),
-                }
-                print(json.dumps(record))
-            else:
-                print(where)
     return 1 if failures else 0
+
+
+def _print_result(result: Any, args: argparse.Namespace, out: TextIO) -> None:
+    """One prompt's lines: a path (or reference) per image, or one JSON object per image; flushed at once."""
+    if result.error is not None:
+        print(f"imagebot: error: {result.prompt[:60]!r}: {describe(result.error)}", file=sys.stderr)
+        if args.json:
+            print(
+                json.dumps({"index": result.index, "prompt": result.prompt, "error": describe(result.error)}), file=out
+            )
+        out.flush()
+        return
+    images = result.images
+    for image in images:
+        where = image.reference if args.url else str(image.path)
+        if args.json:
+            record = {
+                "index": result.index,
+                "prompt": result.prompt,
+                "url" if args.url else "path": where,
+                "model": images.model,
+                "revised_prompt": image.revised_prompt,
+                # Each image's share of its prompt's cost, so that summing the lines is right.
+                "cost": None if images.cost is None else images.cost / len(images),
+            }
+            print(json.dumps(record), file=out)
+        else:
+            print(where, file=out)
+    out.flush()  # a line printed is a file saved: Ctrl-C later leaves it true
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -23,14 +23,14 @@ if TYPE_CHECKING:
     import asyncio
     import os
     import threading
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from concurrent.futures import Future
     from pathlib import Path
     from typing import Any, Literal, Optional, Union, overload
 
     PathLike = Union[str, os.PathLike[str]]
 
-    from llamabot._response import GeneratedImage, GeneratedImages
+    from llamabot._response import BatchResult, GeneratedImage, GeneratedImages
 
 
 #: What a per-call override sets on the bot itself; anything else is an extra litellm argument.
@@ -264,37 +264,78 @@ class ImageBot:
         :return: For each prompt, in order, its images (each saved one has ``path``) or
             the exception raised for it.
         """
-        import threading
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
         if overrides:
             return self._with(overrides).generate_batch(
                 prompts, concurrency, return_url=return_url, save_dir=save_dir, save_path=save_path, progress=progress
             )
-        prompts = self._batch_prompts(prompts, concurrency, save_path)
+        done = sorted(
+            self.iter_batch(
+                prompts, concurrency, return_url=return_url, save_dir=save_dir, save_path=save_path, progress=progress
+            ),
+            key=lambda result: result.index,
+        )
+        return [result.images if result.images is not None else result.error for result in done]  # type: ignore[misc]
+
+    def iter_batch(
+        self,
+        prompts: Iterable[str],
+        concurrency: int = 4,
+        *,
+        return_url: bool = False,
+        save_dir: Optional[PathLike] = None,
+        save_path: Optional[PathLike] = None,
+        progress: Optional[bool] = None,
+        **overrides: Any,
+    ) -> Iterator[BatchResult]:
+        """Run many prompts, ``concurrency`` at a time, and yield each outcome as soon as it is done.
+
+        :param prompts: The prompts.
+        :param concurrency: How many requests to keep in flight.
+        :param return_url: Save nothing; the images keep their references only.
+        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param save_path: Where to save, for a single prompt only.
+        :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param overrides: Settings for these calls only, such as ``n=2``.
+        :return: An iterator of ``BatchResult`` (the prompt's ``index``, the ``prompt``, its
+            ``images`` with their ``paths`` and ``cost``, or the ``error``), in the order they
+            finish. Stopping early (``break``, Ctrl-C) cancels what has not started and removes
+            partial files.
+        """
+        import threading
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from llamabot._response import BatchResult
+
+        bot = self._with(overrides)
+        prompts = bot._batch_prompts(prompts, concurrency, save_path)
         cancel = threading.Event()
 
         def one(prompt: str) -> GeneratedImages:
             if cancel.is_set():
                 raise KeyboardInterrupt
-            images, _ = self._run(
+            images, _ = bot._run(
                 prompt, deliver=True, return_url=return_url, save_path=save_path, directory=save_dir, cancel=cancel
             )
             return images
 
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imagebot-batch")
-        futures = [pool.submit(one, prompt) for prompt in prompts]
+        index_of = {pool.submit(one, prompt): index for index, prompt in enumerate(prompts)}
+        finished = False
         try:
-            with _progress_bar(len(futures), progress) as bar:
-                for _ in as_completed(futures):
+            with _progress_bar(len(index_of), progress) as bar:
+                for future in as_completed(index_of):
                     bar.update(1)
-        except BaseException:
-            # Ctrl-C: stop queued prompts and in-flight waits; temporary files are removed.
-            cancel.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-        return [_outcome(future) for future in futures]
+                    outcome = _outcome(future)
+                    index = index_of[future]
+                    if isinstance(outcome, Exception):
+                        yield BatchResult(index, prompts[index], None, outcome)
+                    else:
+                        yield BatchResult(index, prompts[index], outcome, None)
+            finished = True
+        finally:
+            if not finished:  # Ctrl-C or the caller stopped early: stop queued prompts and in-flight waits
+                cancel.set()
+            pool.shutdown(wait=True, cancel_futures=not finished)
 
     def batch(
         self,
