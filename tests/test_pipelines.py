@@ -174,3 +174,29 @@ def test_sync_batch_works_inside_a_running_event_loop(provider):
 
     assert asyncio.run(scenario())[0].name == "inside_loop.png"
     assert threading.active_count() < 50
+
+
+def test_aiter_batch_yields_results_as_they_finish(provider):
+    """The async iterator: a fast prompt comes out before a slow one started earlier; errors in place."""
+    import time
+
+    def answer(request):
+        prompt = json.loads(request.get_data())["prompt"]
+        if prompt == "slow":
+            time.sleep(1.5)
+        if "FAIL" in prompt:
+            return Response(json.dumps({"error": {"message": "no", "type": "invalid_request_error"}}), 400)
+        body = {"created": 1, "data": [{"b64_json": b64(tagged(prompt.encode()))}]}
+        return Response(json.dumps(body), 200, content_type="application/json")
+
+    provider.route("/images/generations", answer)
+    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")
+
+    async def collect():
+        return [r async for r in bot.aiter_batch(["slow", "fast", "this will FAIL"], concurrency=3, save_dir="out")]
+
+    results = asyncio.run(collect())
+    assert [r.prompt for r in results][-1] == "slow"
+    by_prompt = {r.prompt: r for r in results}
+    assert by_prompt["fast"].index == 1 and by_prompt["fast"].paths == [Path("out/fast.png")]
+    assert not by_prompt["this will FAIL"].ok and by_prompt["slow"].paths[0].read_bytes() == tagged(b"slow")

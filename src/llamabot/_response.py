@@ -311,6 +311,14 @@ class BatchResult:
         return self.error is None
 
     @property
+    def outcome(self) -> GeneratedImages | Exception:
+        """The images, or the error in their place (what ``generate_batch`` lists)."""
+        if self.images is not None:
+            return self.images
+        assert self.error is not None  # a result holds one or the other
+        return self.error
+
+    @property
     def paths(self) -> list[Path]:
         """Where its images were saved (empty when nothing was saved)."""
         return [image.path for image in self.images or [] if image.path is not None]

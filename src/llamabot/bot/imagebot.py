@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import asyncio
     import os
     import threading
-    from collections.abc import Iterable, Iterator
+    from collections.abc import AsyncIterator, Iterable, Iterator
     from concurrent.futures import Future
     from pathlib import Path
     from typing import Any, Literal, Optional, Union, overload
@@ -274,7 +274,7 @@ class ImageBot:
             ),
             key=lambda result: result.index,
         )
-        return [result.images if result.images is not None else result.error for result in done]  # type: ignore[misc]
+        return [result.outcome for result in done]
 
     def iter_batch(
         self,
@@ -384,31 +384,62 @@ class ImageBot:
         :return: For each prompt, in order, what ``await bot.acall(prompt)`` would have
             returned, or the exception raised for that prompt.
         """
-        import asyncio
-        import contextlib
+        done = [
+            result
+            async for result in self.aiter_batch(
+                prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress, **overrides
+            )
+        ]
+        done.sort(key=lambda result: result.index)
+        return [_first(result.outcome, return_url) for result in done]
 
-        if overrides:
-            return await self._with(overrides).abatch(prompts, concurrency, return_url, save_dir, progress)
-        prompts = self._batch_prompts(prompts, concurrency, None)
+    async def aiter_batch(
+        self,
+        prompts: Iterable[str],
+        concurrency: int = 4,
+        *,
+        return_url: bool = False,
+        save_dir: Optional[PathLike] = None,
+        progress: Optional[bool] = None,
+        **overrides: Any,
+    ) -> AsyncIterator[BatchResult]:
+        """Like ``iter_batch``, on the event loop: each prompt's outcome as soon as it is done.
+
+        :param prompts: The prompts.
+        :param concurrency: How many requests to keep in flight.
+        :param return_url: Save nothing; the images keep their references only.
+        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param overrides: Settings for these calls only, such as ``n=2``.
+        :return: An async iterator of ``BatchResult``, in the order they finish. Leaving the loop
+            early cancels the prompts still running.
+        """
+        import asyncio
+
+        from llamabot._response import BatchResult
+
+        bot = self._with(overrides)
+        prompts = bot._batch_prompts(prompts, concurrency, None)
         slots = asyncio.Semaphore(concurrency)
 
-        async def one(prompt: str) -> GeneratedImages:
+        async def one(index: int, prompt: str) -> BatchResult:
             async with slots:
-                images, _ = await self._arun(prompt, deliver=True, return_url=return_url, directory=save_dir)
-                return images
+                try:
+                    images, _ = await bot._arun(prompt, deliver=True, return_url=return_url, directory=save_dir)
+                except Exception as exc:
+                    return BatchResult(index, prompt, None, exc)
+                return BatchResult(index, prompt, images, None)
 
-        tasks = [asyncio.ensure_future(one(prompt)) for prompt in prompts]
+        tasks = [asyncio.ensure_future(one(index, prompt)) for index, prompt in enumerate(prompts)]
         try:
             with _progress_bar(len(tasks), progress) as bar:
                 for next_done in asyncio.as_completed(tasks):
-                    with contextlib.suppress(Exception):  # collected per prompt below
-                        await next_done
+                    result = await next_done
                     bar.update(1)
-        except BaseException:
+                    yield result
+        finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
             for task in tasks:
                 task.cancel()
-            raise
-        return [_first(_outcome(task), return_url) for task in tasks]
 
     def _batch_prompts(self, prompts: Iterable[str], concurrency: int, save_path: Optional[PathLike]) -> list[str]:
         if isinstance(prompts, str):
