@@ -264,13 +264,15 @@ class ImageBot:
         :return: For each prompt, in order, its images (each saved one has ``path``) or
             the exception raised for it.
         """
-        if overrides:
-            return self._with(overrides).generate_batch(
-                prompts, concurrency, return_url=return_url, save_dir=save_dir, save_path=save_path, progress=progress
-            )
         done = sorted(
             self.iter_batch(
-                prompts, concurrency, return_url=return_url, save_dir=save_dir, save_path=save_path, progress=progress
+                prompts,
+                concurrency,
+                return_url=return_url,
+                save_dir=save_dir,
+                save_path=save_path,
+                progress=progress,
+                **overrides,
             ),
             key=lambda result: result.index,
         )
@@ -741,7 +743,7 @@ def _unsaved(exc: Exception, images: GeneratedImages) -> Exception:
         f"The {len(images)} generated image{'s' * (len(images) != 1)} "
         "are on this exception as exc.images; exc.images[0].save(path) writes one elsewhere."
     )
-    if isinstance(exc, (ImageDownloadError, ValueError)) or not isinstance(exc, OSError):
+    if isinstance(exc, ImageDownloadError) or not isinstance(exc, OSError):
         exc.images = images  # type: ignore[attr-defined]
         _providers.add_note(exc, where)
         return exc
