@@ -2,9 +2,12 @@
 
 The first path segments choose the behaviour, so one server serves every figure:
 ``/lat<ms>/<kind>/images/generations`` where kind is ``b64small`` (a tiny PNG as
-base64), ``url48`` (a URL to a 48 MB image) or ``b64big`` (the 48 MB image as
-base64). ``/lat<ms>/<kind>/chat/completions`` answers a chat model asked for a file
-name (streamed when asked to). ``GET /files/big.png`` serves the 48 MB image.
+base64), ``b64mid`` (a 256 KB PNG as base64), ``url48`` (a URL to a 48 MB image),
+``b64big`` (the 48 MB image as base64) or ``limited<N>`` (a tiny PNG, but at most N requests in any 60 s: beyond
+that a 429 with ``Retry-After``, as OpenAI's limits answer). ``/lat<ms>/<kind>/chat/completions``
+answers a chat model asked for a file name (streamed when asked to). ``GET /files/big.png``
+serves the 48 MB image. ``GET /stats`` gives the requests and 429s counted so far per kind
+(``?reset=1`` zeroes them).
 
 Run: ``python benchmarks/fake_provider.py`` prints ``PORT <n>`` and serves until killed.
 """
@@ -12,9 +15,12 @@ Run: ``python benchmarks/fake_provider.py`` prints ``PORT <n>`` and serves until
 from __future__ import annotations
 
 import base64
+import collections
 import json
+import math
 import struct
 import sys
+import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,12 +45,48 @@ SMALL = tiny_png()
 # A PNG signature and header followed by filler: what matters here is size, not pixels.
 BIG = SMALL[:33] + bytes(range(256)) * (BIG_BYTES // 256 - 1)
 BIG = BIG + b"\0" * (BIG_BYTES - len(BIG))
+# A complete 256 KB PNG (the tiny one with a large comment chunk): big enough that holding
+# every result of a batch would show in memory.
+_FILLER = b"Comment\x00" + bytes(range(256)) * 1024
+MID = (
+    SMALL[:-12]
+    + struct.pack(">I", len(_FILLER))
+    + b"tEXt"
+    + _FILLER
+    + struct.pack(">I", zlib.crc32(b"tEXt" + _FILLER))
+    + SMALL[-12:]
+)
+MID_BODY = json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(MID).decode()}]}).encode()
 SMALL_BODY = json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(SMALL).decode()}]}).encode()
 BIG_B64_BODY = json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(BIG).decode()}]}).encode()
 
 
+WINDOW = 60.0
+_lock = threading.Lock()
+_arrivals: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+_stats: dict[str, dict[str, int]] = collections.defaultdict(lambda: {"requests": 0, "limited": 0})
+
+
+def _admit(kind: str, limit: int) -> float | None:
+    """Count a request of ``kind``; None if within its limit, else the seconds until it would be."""
+    now = time.monotonic()
+    with _lock:
+        _stats[kind]["requests"] += 1
+        if limit <= 0:
+            return None
+        arrivals = _arrivals[kind]
+        while arrivals and arrivals[0] <= now - WINDOW:
+            arrivals.popleft()
+        if len(arrivals) >= limit:
+            _stats[kind]["limited"] += 1
+            return arrivals[0] + WINDOW - now
+        arrivals.append(now)
+        return None
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: headers and body would otherwise wait 40 ms for an ACK
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -57,6 +99,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        if self.path.startswith("/stats"):
+            with _lock:
+                body = json.dumps(_stats).encode()
+                if "reset=1" in self.path:
+                    _stats.clear()
+                    _arrivals.clear()
+            return self._send(body)
         if self.path.endswith("/files/big.png"):
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -73,6 +122,24 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.strip("/").split("/")
         latency = int(parts[0][3:]) / 1000 if parts and parts[0].startswith("lat") else 0
         kind = parts[1] if len(parts) > 1 else "b64small"
+        wait = _admit(kind, int(kind[7:]) if kind.startswith("limited") and kind[7:].isdigit() else 0)
+        if wait is not None:
+            error = {
+                "error": {
+                    "message": "Rate limit reached for requests",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            }
+            payload = json.dumps(error).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", str(math.ceil(wait)))
+            self.send_header("retry-after-ms", str(math.ceil(wait * 1000)))
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return None
         time.sleep(latency)
         if self.path.endswith("/chat/completions"):
             return self._chat(body)
@@ -80,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
             host = self.headers.get("Host")
             payload = json.dumps({"created": 1, "data": [{"url": f"http://{host}/files/big.png"}]}).encode()
             return self._send(payload)
-        return self._send(BIG_B64_BODY if kind == "b64big" else SMALL_BODY)
+        return self._send({"b64big": BIG_B64_BODY, "b64mid": MID_BODY}.get(kind, SMALL_BODY))
 
     def _chat(self, body: dict) -> None:
         name = "red_fox_in_snow"

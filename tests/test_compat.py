@@ -214,3 +214,5 @@ def test_pyproject_range_is_the_one_ci_tests():
         declared[name] = bound
     assert {name: pins[name] for name in declared} == declared
     assert "openai" in pins  # litellm's own lower bound on openai, pinned too
+    dask_extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dask"]
+    assert dask_extra == [f"dask[distributed]>={pins['dask']}"] and pins["distributed"] == pins["dask"]

@@ -44,7 +44,8 @@ def dribbling(provider, name: str = "drip") -> str:
 
 
 def files_left(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+    """The files in ``folder``, but a batch's journal (which names what was planned, not a file)."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name != ".imagebot-journal.jsonl")
 
 
 # 2. A stalled download ends within the timeout -------------------------------------------
@@ -236,6 +237,27 @@ def test_stale_partial_files_are_removed_fresh_ones_kept(provider):
     os.utime(stale, (hours_ago, hours_ago))
     gpt_bot(provider)("A cat", save_path=out / "cat.png")
     assert not stale.exists() and fresh.exists() and (out / "cat.png").read_bytes() == PNG
+
+
+def test_a_killed_writers_partial_files_are_removed_a_live_ones_kept(provider):
+    """A .part named by a process on this machine that is gone (kill -9) goes at once; others stay."""
+    import subprocess
+    import sys
+
+    from llamabot._io import _HOST
+
+    provider.gpt_image([PNG])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    out = Path("out")
+    out.mkdir()
+    killed = out / f".imagebot-{_HOST}-{dead_pid}-0000000000000000.part"
+    alive = out / f".imagebot-{_HOST}-{os.getpid()}-1111111111111111.part"
+    elsewhere = out / f".imagebot-otherhost-{dead_pid}-2222222222222222.part"
+    for part in (killed, alive, elsewhere):
+        part.write_bytes(b"x")
+    gpt_bot(provider)("A cat", save_path=out / "cat.png")
+    assert not killed.exists() and alive.exists() and elsewhere.exists()
 
 
 # 9. Bytes must match what the server promised ----------------------------------------------

@@ -16,6 +16,8 @@ from llamabot._exceptions import (
     InvalidImageError,
     LlamabotConflictWarning,
     NoImageError,
+    NotSentError,
+    RemoteError,
     RetiredModelWarning,
     UnsupportedSettingWarning,
 )
@@ -82,6 +84,8 @@ __all__ = [
     "InvalidImageError",
     "LlamabotConflictWarning",
     "NoImageError",
+    "NotSentError",
+    "RemoteError",
     "RetiredModelWarning",
     "UnsupportedSettingWarning",
     "__version__",

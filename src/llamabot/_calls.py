@@ -17,7 +17,10 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llamabot._throttle import Throttle
 
 DEFAULT_NUM_RETRIES = 2
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -89,6 +92,19 @@ def _network_cause(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(hint in text for hint in ("connection", "timed out", "timeout", "disconnected", "reset by peer"))
+
+
+def is_rate_limited(exc: BaseException) -> bool:
+    """Whether the provider said "too many requests" (429)."""
+    import litellm  # already imported: a request was made
+
+    return isinstance(exc, litellm.exceptions.RateLimitError) or getattr(exc, "status_code", None) == 429
+
+
+def _note_failure(exc: BaseException, throttle: Throttle | None) -> None:
+    """A 429 pauses everyone sharing the bot's throttle, for as long as the provider asked."""
+    if throttle is not None and is_rate_limited(exc):
+        throttle.rate_limited(retry_after(exc))
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -205,17 +221,25 @@ def call(
     attempts: int,
     deadline: float,
     cancel: threading.Event | None = None,
+    throttle: Throttle | None = None,
 ) -> Any:
-    """Call ``fn`` (``litellm.image_generation``) up to ``attempts`` times, all within ``deadline``."""
+    """Call ``fn`` (``litellm.image_generation``) up to ``attempts`` times, all within ``deadline``.
+
+    With a ``throttle``, a 429 pauses everyone that shares it, and each retry waits for
+    its turn in the pace (the first attempt's turn is the caller's to take).
+    """
     for attempt in range(attempts):
         left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
         try:
             finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
         except Exception as exc:
+            _note_failure(exc, throttle)
             wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             time.sleep(wait)
+            if throttle is not None:
+                throttle.acquire(cancel, hold=False)
             continue
         if not finished:
             raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1)
@@ -224,7 +248,13 @@ def call(
 
 
 async def acall(
-    fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], *, timeout: float, attempts: int, deadline: float
+    fn: Callable[..., Awaitable[Any]],
+    kwargs: dict[str, Any],
+    *,
+    timeout: float,
+    attempts: int,
+    deadline: float,
+    throttle: Throttle | None = None,
 ) -> Any:
     """Await ``fn`` (``litellm.aimage_generation``) up to ``attempts`` times, all within ``deadline``."""
     for attempt in range(attempts):
@@ -234,8 +264,11 @@ async def acall(
         except asyncio.TimeoutError:
             raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
         except Exception as exc:
+            _note_failure(exc, throttle)
             wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             await asyncio.sleep(wait)
+            if throttle is not None:
+                await throttle.aacquire(hold=False)
     raise AssertionError("unreachable")  # pragma: no cover

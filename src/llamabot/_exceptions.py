@@ -54,6 +54,23 @@ class ImageSaveError(ImageBotError, OSError):
     images: list[Any]
 
 
+class NotSentError(ImageBotError):
+    """A batch prompt that was never sent: sending it could have crossed the batch's ``max_cost``.
+
+    Nothing was requested or paid for it; a re-run with a higher cap sends it (prompts
+    already saved are skipped).
+    """
+
+
+class RemoteError(ImageBotError):
+    """An exception raised in another process (a Dask worker, say) that could not travel back as itself.
+
+    Its message starts with the original type's name; ``type_name`` holds it.
+    """
+
+    type_name: str
+
+
 class RetiredModelWarning(UserWarning):
     """The chosen model has been shut down by its provider.
 

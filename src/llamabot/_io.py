@@ -194,14 +194,40 @@ def _write_temp(
 
 #: A temporary file this old in a folder being saved into was left by a killed process.
 STALE_PART_SECONDS = 3600
+_HOST = "".join(c for c in __import__("socket").gethostname().split(".")[0] if c.isalnum() or c == "-")[:32] or "host"
+_swept: set[Path] = set()
+_swept_lock = threading.Lock()
+
+
+def _writer_gone(part: Path) -> bool:
+    """Whether the process that named this temporary file (on this machine) no longer runs."""
+    fields = part.name[len(".imagebot-") : -len(".part")].rsplit("-", 2)
+    if len(fields) != 3 or fields[0] != _HOST or not fields[1].isdigit() or os.name != "posix":
+        return False  # another machine's (a shared folder), or an older name: only age tells
+    try:
+        os.kill(int(fields[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def remove_stale_parts(directory: Path) -> None:
-    """Delete ``.imagebot-*.part`` files over an hour old in ``directory`` (a killed run's debris)."""
+    """Delete a killed run's ``.imagebot-*.part`` files in ``directory``, once per folder and process.
+
+    A file is stale when the process on this machine that wrote it is gone (a kill -9), or when
+    it is over an hour old; a file another live process is writing is left alone.
+    """
+    key = directory.resolve()
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
     cutoff = time.time() - STALE_PART_SECONDS
     for part in directory.glob(".imagebot-*.part"):
         with contextlib.suppress(OSError):  # gone already, or not ours to delete
-            if part.stat().st_mtime < cutoff:
+            if _writer_gone(part) or part.stat().st_mtime < cutoff:
                 part.unlink()
 
 
@@ -246,7 +272,7 @@ def _match_suffix(tmp: Path, mime: str, path: Path) -> tuple[Path, str]:
 
 
 def _temp_name(directory: Path) -> Path:
-    return directory / f".imagebot-{secrets.token_hex(8)}.part"
+    return directory / f".imagebot-{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.part"
 
 
 @contextlib.contextmanager

@@ -134,6 +134,47 @@ def response_cost(response: Any, model: str) -> float | None:
         return None
 
 
+_QUALITIES = ("standard", "hd", "low", "medium", "high")
+
+
+def price_per_image(model: str, size: str, quality: str | None, custom_llm_provider: str | None = None) -> float | None:
+    """litellm's list price for one image of ``model`` at ``size`` and ``quality``, or ``None`` if it has none.
+
+    Read from ``litellm.model_cost`` (its public price table), whose image entries are keyed
+    ``[provider/][quality/]WxH/model``. With no quality given, the dearest is taken: an
+    estimate that keeps a spending cap must not be low.
+    """
+    litellm = load_litellm()
+    routed = provider_of(model, custom_llm_provider)
+    name, provider = routed if routed else (model, "")
+    width, _, height = str(size).partition("x")
+    pixels = int(width) * int(height) if width.isdigit() and height.isdigit() else 0
+    dims = f"{width}-x-{height}"
+    qualities = (quality,) if quality else _QUALITIES
+    prices: list[float] = []
+    for prefix in ("", f"{provider}/"):
+        found = _prices(litellm.model_cost, [f"{prefix}{q}/{dims}/{name}" for q in qualities], pixels)
+        found = found or _prices(litellm.model_cost, [f"{prefix}{dims}/{name}", f"{prefix}{name}"], pixels)
+        if found:
+            prices.append(max(found))
+    return max(prices) if prices else None
+
+
+def _prices(table: Mapping[str, Any], keys: list[str], pixels: int) -> list[float]:
+    return [price for key in keys if (price := _entry_price(table.get(key), pixels)) is not None]
+
+
+def _entry_price(entry: Any, pixels: int) -> float | None:
+    """One price-table entry's cost per image: per image, else per pixel (token prices say nothing here)."""
+    if not isinstance(entry, Mapping):
+        return None
+    per_image = sum(float(entry.get(k) or 0) for k in ("input_cost_per_image", "output_cost_per_image"))
+    if per_image > 0:
+        return per_image
+    per_pixel = sum(float(entry.get(k) or 0) for k in ("input_cost_per_pixel", "output_cost_per_pixel"))
+    return per_pixel * pixels if per_pixel > 0 and pixels else None
+
+
 # litellm calls these providers' image endpoints through the OpenAI SDK, which retries
 # 429, 5xx, timeouts and dropped connections twice on its own (max_retries=2) and lets
 # neither a per-call max_retries nor a passed client turn that off (litellm 1.106 to 1.110,

@@ -98,6 +98,10 @@ class GeneratedImage:
         msg = f"GeneratedImage is immutable; use image.replace({name}=...) for a changed copy."
         raise AttributeError(msg)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by fields (an immutable value: ``__setattr__`` refuses the default way)."""
+        return (_restore_image, tuple(getattr(self, name) for name in self.__slots__))
+
     def replace(self, **changes: Any) -> GeneratedImage:
         """A copy with some fields changed (``path`` or ``revised_prompt``, say)."""
         copy = object.__new__(GeneratedImage)
@@ -178,6 +182,13 @@ class GeneratedImage:
     def _repr_html_(self) -> str | None:
         """An ``<img>`` pointing at the URL, for URL results (nothing is downloaded)."""
         return self._repr_mimebundle_().get("text/html")
+
+
+def _restore_image(*values: Any) -> GeneratedImage:
+    image = object.__new__(GeneratedImage)
+    for name, value in zip(GeneratedImage.__slots__, values, strict=True):
+        object.__setattr__(image, name, value)
+    return image
 
 
 class GeneratedImages(list[GeneratedImage]):
@@ -294,16 +305,40 @@ class BatchResult:
     :param index: The prompt's position in the batch.
     :param prompt: The prompt.
     :param images: Its images, or ``None`` if it failed.
-    :param error: What went wrong, or ``None`` if it succeeded.
+    :param error: What went wrong, or ``None`` if it succeeded (``NotSentError`` for a
+        prompt a spending cap kept from being sent).
+    :param resumed: Whether its images were already saved by an earlier run of the batch
+        (found in the folder's journal, intact): nothing was requested for it this time.
     """
 
-    __slots__ = ("error", "images", "index", "prompt")
+    __slots__ = ("error", "images", "index", "prompt", "resumed")
 
-    def __init__(self, index: int, prompt: str, images: GeneratedImages | None, error: Exception | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        prompt: str,
+        images: GeneratedImages | None,
+        error: Exception | None,
+        resumed: bool = False,
+    ) -> None:
         self.index = index
         self.prompt = prompt
         self.images = images
         self.error = error
+        self.resumed = resumed
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.index, self.prompt, self.images, self.error, self.resumed)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.index, self.prompt, self.images, self.error, self.resumed = state
+
+    @property
+    def sent(self) -> bool:
+        """Whether it was sent to the provider in this run (not when resumed, nor when a cap kept it back)."""
+        from llamabot._exceptions import NotSentError
+
+        return not self.resumed and not isinstance(self.error, NotSentError)
 
     @property
     def ok(self) -> bool:
@@ -331,4 +366,4 @@ class BatchResult:
     def __repr__(self) -> str:
         """Show the prompt and what became of it."""
         outcome = f"error={self.error!r}" if self.error is not None else f"images={len(self.images or [])}"
-        return f"BatchResult(index={self.index}, prompt={self.prompt!r}, {outcome})"
+        return f"BatchResult(index={self.index}, prompt={self.prompt!r}, {outcome}{', resumed' * self.resumed})"

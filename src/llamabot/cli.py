@@ -127,6 +127,19 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-file", metavar="FILE", help="read prompts from FILE ('-' for stdin), one per line")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default: 4)")
     parser.add_argument(
+        "--requests-per-minute", type=float, metavar="N", help="never send more than N requests in any minute"
+    )
+    parser.add_argument(
+        "--max-cost", type=float, metavar="USD", help="send no prompt that could take the run's cost over USD"
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --dir: skip prompts the folder's journal lists as saved (the default when it has one); "
+        "--no-resume starts afresh",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON object per image (cost: the image's share of its prompt's)"
     )
     parser.add_argument("--no-metadata", action="store_true", help="write the provider's bytes without provenance")
@@ -289,6 +302,7 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
             "timeout": args.timeout,
             "imagebot_metadata": not args.no_metadata,
             "imagebot_history": not args.no_history,
+            "requests_per_minute": args.requests_per_minute,
         }
         bot = ImageBot(**{**options, **extra})  # --set wins over the named options
     except (UsageError, ValueError, TypeError) as exc:
@@ -304,10 +318,20 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
         # command's stdout is its results only, so anything else printed while generating is
         # dropped (litellm itself is left as it is).
         with contextlib.redirect_stdout(io.StringIO()):
-            for result in bot.iter_batch(
-                prompts, args.concurrency, return_url=args.url, save_dir=args.dir, save_path=args.output
-            ):
+            results = bot.iter_batch(
+                prompts,
+                args.concurrency,
+                return_url=args.url,
+                save_dir=args.dir,
+                save_path=args.output,
+                resume=args.resume,
+                max_cost=args.max_cost,
+            )
+            resumed = not_sent = 0
+            for result in results:
                 failures += not result.ok
+                resumed += result.resumed
+                not_sent += not result.ok and not result.sent
                 _print_result(result, args, out)
     except KeyboardInterrupt:
         print("imagebot: interrupted; nothing partial was left behind", file=sys.stderr)
@@ -315,17 +339,31 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     except (ValueError, TypeError) as exc:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2
+    if resumed:
+        print(
+            f"imagebot: {resumed} of {len(prompts)} prompts were already saved in {args.dir} (its journal "
+            "says so and the files are intact): nothing was requested for them; --no-resume makes them again",
+            file=sys.stderr,
+        )
+    if not_sent:
+        print(
+            f"imagebot: {not_sent} prompt{'s' * (not_sent != 1)} not sent: --max-cost ${args.max_cost:g} "
+            "would have been crossed; run the same command with a higher --max-cost to make them",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
 def _print_result(result: Any, args: argparse.Namespace, out: TextIO) -> None:
     """One prompt's lines: a path (or reference) per image, or one JSON object per image; flushed at once."""
     if result.error is not None:
-        print(f"imagebot: error: {result.prompt[:60]!r}: {describe(result.error)}", file=sys.stderr)
+        what = "error" if result.sent else "not sent"
+        print(f"imagebot: {what}: {result.prompt[:60]!r}: {describe(result.error)}", file=sys.stderr)
         if args.json:
-            print(
-                json.dumps({"index": result.index, "prompt": result.prompt, "error": describe(result.error)}), file=out
-            )
+            record = {"index": result.index, "prompt": result.prompt, "error": describe(result.error)}
+            if not result.sent:
+                record["not_sent"] = True
+            print(json.dumps(record), file=out)
         out.flush()
         return
     images = result.images
@@ -341,6 +379,8 @@ def _print_result(result: Any, args: argparse.Namespace, out: TextIO) -> None:
                 # Each image's share of its prompt's cost, so that summing the lines is right.
                 "cost": None if images.cost is None else images.cost / len(images),
             }
+            if result.resumed:
+                record["resumed"] = True  # saved by an earlier run: its cost was paid then
             print(json.dumps(record), file=out)
         else:
             print(where, file=out)

@@ -20,11 +20,10 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import asyncio
     import os
     import threading
     from collections.abc import AsyncIterator, Iterable, Iterator
-    from concurrent.futures import Future
+    from concurrent.futures import Executor
     from pathlib import Path
     from typing import Any, Literal, Optional, Union, overload
 
@@ -47,6 +46,7 @@ _OWN_SETTINGS = frozenset(
         "timeout",
         "imagebot_metadata",
         "imagebot_history",
+        "requests_per_minute",
     }
 )
 
@@ -78,12 +78,13 @@ class ImageBot:
     :param image_generation_kwargs: Additional provider-specific keyword arguments
         to pass through to ``litellm.image_generation``.
 
-    Three keyword arguments are ImageBot's own and never reach the provider:
+    Four keyword arguments are ImageBot's own and never reach the provider:
     ``num_retries`` (litellm's name, which its image generation ignores: retries of
-    429, 5xx, dropped connections and timeouts, default 2), ``imagebot_metadata``
-    (embed provenance in saved files; ``IMAGEBOT_METADATA=1`` turns it on for every
-    bot) and ``imagebot_history`` (record each generation: ``True`` or a database
-    path; ``IMAGEBOT_HISTORY=1``).
+    429, 5xx, dropped connections and timeouts, default 2), ``requests_per_minute``
+    (a limit shared by every thread and task using this bot, kept in any 60-second
+    window), ``imagebot_metadata`` (embed provenance in saved files;
+    ``IMAGEBOT_METADATA=1`` turns it on for every bot) and ``imagebot_history``
+    (record each generation: ``True`` or a database path; ``IMAGEBOT_HISTORY=1``).
     """
 
     #: Largest image, in bytes, downloaded from a provider's URL
@@ -115,16 +116,19 @@ class ImageBot:
         # ImageBot's own options: prefixed so that they can never shadow a litellm kwarg.
         self.imagebot_metadata: Optional[bool] = image_generation_kwargs.pop("imagebot_metadata", None)
         self.imagebot_history: Union[bool, str, Path, None] = image_generation_kwargs.pop("imagebot_history", None)
+        self.requests_per_minute: Optional[float] = image_generation_kwargs.pop("requests_per_minute", None)
         self.image_generation_kwargs = image_generation_kwargs
         # No warning for a retired default model here: suites run with -W error must be able to
         # build ImageBot(); the hint rides on the real failure, OpenAI's 404 (_providers.enrich).
         self._validate()
+        #: The bot's pace (requests_per_minute, and the pause after a 429), shared by its copies.
+        self._throttle = _new_throttle(self.requests_per_minute)
 
     def __repr__(self) -> str:
         """Show the settings, with every credential masked at any depth and the endpoint without secrets."""
         from llamabot import _providers, _redact
 
-        shown = {
+        shown: dict[str, Any] = {
             "model": self.model,
             "size": self.size,
             "quality": self.quality,
@@ -135,6 +139,8 @@ class ImageBot:
             "api_version": self.api_version,
             "timeout": self.timeout,
         }
+        if self.requests_per_minute is not None:
+            shown["requests_per_minute"] = self.requests_per_minute
         shown.update(_redact.redact(self.image_generation_kwargs))
         documented = _providers.openai_params(
             self.model,
@@ -222,6 +228,8 @@ class ImageBot:
             else:
                 bot.image_generation_kwargs[key] = value
         bot._validate()
+        if "requests_per_minute" in overrides:  # otherwise the copy shares this bot's pace
+            bot._throttle = _new_throttle(bot.requests_per_minute)
         return bot
 
     async def acall(
@@ -250,6 +258,9 @@ class ImageBot:
         save_dir: Optional[PathLike] = None,
         save_path: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        resume: Optional[bool] = None,
+        max_cost: Optional[float] = None,
+        executor: Optional[Executor] = None,
         **overrides: Any,
     ) -> list[Union[GeneratedImages, Exception]]:
         """Generate (and unless ``return_url``, save) the images of many prompts at once.
@@ -257,12 +268,18 @@ class ImageBot:
         :param prompts: The prompts.
         :param concurrency: How many requests to keep in flight.
         :param return_url: Save nothing; the images keep their references only.
-        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param save_dir: The folder for names derived from the prompts (default: the working
+            folder). A batch with a ``save_dir`` keeps a journal there and can be resumed.
         :param save_path: Where to save, for a single prompt only.
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param resume: Skip prompts whose images the journal in ``save_dir`` lists, still
+            intact (the default when it exists); ``False`` starts the journal afresh.
+        :param max_cost: Send no prompt that could take the batch's cost over this many USD.
+        :param executor: Run the prompts on this ``concurrent.futures.Executor`` (a Dask
+            client's ``get_executor()``, say) instead of threads here.
         :param overrides: Settings for these calls only, such as ``n=2``.
         :return: For each prompt, in order, its images (each saved one has ``path``) or
-            the exception raised for it.
+            the exception raised for it (``NotSentError`` when ``max_cost`` kept it back).
         """
         done = sorted(
             self.iter_batch(
@@ -272,6 +289,9 @@ class ImageBot:
                 save_dir=save_dir,
                 save_path=save_path,
                 progress=progress,
+                resume=resume,
+                max_cost=max_cost,
+                executor=executor,
                 **overrides,
             ),
             key=lambda result: result.index,
@@ -287,6 +307,9 @@ class ImageBot:
         save_dir: Optional[PathLike] = None,
         save_path: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        resume: Optional[bool] = None,
+        max_cost: Optional[float] = None,
+        executor: Optional[Executor] = None,
         **overrides: Any,
     ) -> Iterator[BatchResult]:
         """Run many prompts, ``concurrency`` at a time, and yield each outcome as soon as it is done.
@@ -294,50 +317,42 @@ class ImageBot:
         :param prompts: The prompts.
         :param concurrency: How many requests to keep in flight.
         :param return_url: Save nothing; the images keep their references only.
-        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param save_dir: The folder for names derived from the prompts (default: the working
+            folder). A batch with a ``save_dir`` keeps a journal there
+            (``.imagebot-journal.jsonl``, a line per saved prompt) and can be resumed.
         :param save_path: Where to save, for a single prompt only.
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param resume: Skip prompts whose images the journal in ``save_dir`` lists, still
+            intact (the default when it exists); ``False`` starts the journal afresh.
+        :param max_cost: Send no prompt that could take the batch's cost over this many USD
+            (litellm's price for the model, size and quality, and the costs reported so far;
+            a resumed batch counts what the journal says it already spent).
+        :param executor: Run the prompts on this ``concurrent.futures.Executor`` (a Dask
+            client's ``get_executor()``, say) instead of threads here; the bot is pickled
+            to it when it runs elsewhere.
         :param overrides: Settings for these calls only, such as ``n=2``.
         :return: An iterator of ``BatchResult`` (the prompt's ``index``, the ``prompt``, its
-            ``images`` with their ``paths`` and ``cost``, or the ``error``), in the order they
-            finish. Stopping early (``break``, Ctrl-C) cancels what has not started and removes
-            partial files.
+            ``images`` with their ``paths`` and ``cost``, or the ``error``): resumed prompts
+            first, then the others in the order they finish, then any the spending cap kept
+            back (``error`` is a ``NotSentError``). Stopping early (``break``, Ctrl-C) cancels
+            what has not started and removes partial files.
         """
-        import threading
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        from llamabot._response import BatchResult
+        from llamabot import _batch
 
         bot = self._with(overrides)
-        prompts = bot._batch_prompts(prompts, concurrency, save_path)
-        cancel = threading.Event()
-
-        def one(prompt: str) -> GeneratedImages:
-            if cancel.is_set():
-                raise KeyboardInterrupt
-            images, _ = bot._run(
-                prompt, deliver=True, return_url=return_url, save_path=save_path, directory=save_dir, cancel=cancel
-            )
-            return images
-
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imagebot-batch")
-        index_of = {pool.submit(one, prompt): index for index, prompt in enumerate(prompts)}
-        finished = False
-        try:
-            with _progress_bar(len(index_of), progress) as bar:
-                for future in as_completed(index_of):
-                    bar.update(1)
-                    outcome = _outcome(future)
-                    index = index_of[future]
-                    if isinstance(outcome, Exception):
-                        yield BatchResult(index, prompts[index], None, outcome)
-                    else:
-                        yield BatchResult(index, prompts[index], outcome, None)
-            finished = True
-        finally:
-            if not finished:  # Ctrl-C or the caller stopped early: stop queued prompts and in-flight waits
-                cancel.set()
-            pool.shutdown(wait=True, cancel_futures=not finished)
+        prompts = bot._batch_prompts(prompts, concurrency, save_path, max_cost)
+        return _batch.run(
+            bot,
+            prompts,
+            concurrency=concurrency,
+            return_url=return_url,
+            save_dir=save_dir,
+            save_path=save_path,
+            progress=_progress_bar(len(prompts), progress),
+            resume=resume,
+            max_cost=max_cost,
+            executor=executor,
+        )
 
     def batch(
         self,
@@ -346,6 +361,10 @@ class ImageBot:
         return_url: bool = False,
         save_dir: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        *,
+        resume: Optional[bool] = None,
+        max_cost: Optional[float] = None,
+        executor: Optional[Executor] = None,
         **overrides: Any,
     ) -> list[Union[str, Path, Exception]]:
         """Run ``bot(prompt)`` for many prompts, ``concurrency`` at a time.
@@ -356,13 +375,28 @@ class ImageBot:
         :param concurrency: How many requests to keep in flight.
         :param return_url: Return references instead of saving.
         :param save_dir: The folder for the saved images (default: the working folder).
+            A batch with a ``save_dir`` keeps a journal there and can be resumed.
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param resume: Skip prompts already saved by an earlier run (the default when
+            ``save_dir`` has a journal); ``False`` starts afresh.
+        :param max_cost: Send no prompt that could take the batch's cost over this many USD.
+        :param executor: Run the prompts on this ``concurrent.futures.Executor`` (a Dask
+            client's ``get_executor()``, say) instead of threads here.
         :param overrides: Settings for these calls only, such as ``quality="low"``.
         :return: For each prompt, in order, what ``bot(prompt)`` would have returned,
-            or the exception raised for that prompt.
+            or the exception raised for that prompt (``NotSentError`` when ``max_cost``
+            kept it back).
         """
         results = self.generate_batch(
-            prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress, **overrides
+            prompts,
+            concurrency,
+            return_url=return_url,
+            save_dir=save_dir,
+            progress=progress,
+            resume=resume,
+            max_cost=max_cost,
+            executor=executor,
+            **overrides,
         )
         return [_first(result, return_url) for result in results]
 
@@ -373,6 +407,9 @@ class ImageBot:
         return_url: bool = False,
         save_dir: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        *,
+        resume: Optional[bool] = None,
+        max_cost: Optional[float] = None,
         **overrides: Any,
     ) -> list[Union[str, Path, Exception]]:
         """Like ``batch``, on the event loop: at most ``concurrency`` requests in flight.
@@ -382,6 +419,8 @@ class ImageBot:
         :param return_url: Return references instead of saving.
         :param save_dir: The folder for the saved images (default: the working folder).
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param resume: Skip prompts already saved by an earlier run (see ``batch``).
+        :param max_cost: Send no prompt that could take the batch's cost over this many USD.
         :param overrides: Settings for these calls only, such as ``quality="low"``.
         :return: For each prompt, in order, what ``await bot.acall(prompt)`` would have
             returned, or the exception raised for that prompt.
@@ -389,7 +428,14 @@ class ImageBot:
         done = [
             result
             async for result in self.aiter_batch(
-                prompts, concurrency, return_url=return_url, save_dir=save_dir, progress=progress, **overrides
+                prompts,
+                concurrency,
+                return_url=return_url,
+                save_dir=save_dir,
+                progress=progress,
+                resume=resume,
+                max_cost=max_cost,
+                **overrides,
             )
         ]
         done.sort(key=lambda result: result.index)
@@ -403,6 +449,8 @@ class ImageBot:
         return_url: bool = False,
         save_dir: Optional[PathLike] = None,
         progress: Optional[bool] = None,
+        resume: Optional[bool] = None,
+        max_cost: Optional[float] = None,
         **overrides: Any,
     ) -> AsyncIterator[BatchResult]:
         """Like ``iter_batch``, on the event loop: each prompt's outcome as soon as it is done.
@@ -410,45 +458,44 @@ class ImageBot:
         :param prompts: The prompts.
         :param concurrency: How many requests to keep in flight.
         :param return_url: Save nothing; the images keep their references only.
-        :param save_dir: The folder for names derived from the prompts (default: the working folder).
+        :param save_dir: The folder for names derived from the prompts (default: the working
+            folder); a batch with one keeps a journal there and can be resumed.
         :param progress: Show a progress bar; by default only when stderr is a terminal.
+        :param resume: Skip prompts already saved by an earlier run (see ``iter_batch``).
+        :param max_cost: Send no prompt that could take the batch's cost over this many USD.
         :param overrides: Settings for these calls only, such as ``n=2``.
-        :return: An async iterator of ``BatchResult``, in the order they finish. Leaving the loop
-            early cancels the prompts still running.
+        :return: An async iterator of ``BatchResult``: resumed prompts first, then the others
+            in the order they finish. Leaving the loop early cancels the prompts still running.
         """
-        import asyncio
-
-        from llamabot._response import BatchResult
+        from llamabot import _batch
 
         bot = self._with(overrides)
-        prompts = bot._batch_prompts(prompts, concurrency, None)
-        slots = asyncio.Semaphore(concurrency)
+        prompts = bot._batch_prompts(prompts, concurrency, None, max_cost)
+        async for result in _batch.arun(
+            bot,
+            prompts,
+            concurrency=concurrency,
+            return_url=return_url,
+            save_dir=save_dir,
+            progress=_progress_bar(len(prompts), progress),
+            resume=resume,
+            max_cost=max_cost,
+        ):
+            yield result
 
-        async def one(index: int, prompt: str) -> BatchResult:
-            async with slots:
-                try:
-                    images, _ = await bot._arun(prompt, deliver=True, return_url=return_url, directory=save_dir)
-                except Exception as exc:
-                    return BatchResult(index, prompt, None, exc)
-                return BatchResult(index, prompt, images, None)
-
-        tasks = [asyncio.ensure_future(one(index, prompt)) for index, prompt in enumerate(prompts)]
-        try:
-            with _progress_bar(len(tasks), progress) as bar:
-                for next_done in asyncio.as_completed(tasks):
-                    result = await next_done
-                    bar.update(1)
-                    yield result
-        finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
-            for task in tasks:
-                task.cancel()
-
-    def _batch_prompts(self, prompts: Iterable[str], concurrency: int, save_path: Optional[PathLike]) -> list[str]:
+    def _batch_prompts(
+        self, prompts: Iterable[str], concurrency: int, save_path: Optional[PathLike], max_cost: Optional[float]
+    ) -> list[str]:
         if isinstance(prompts, str):
             msg = "batch takes a list of prompts; wrap a single prompt in a list, or call the bot."
             raise TypeError(msg)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             msg = f"concurrency must be a whole number of at least 1, not {concurrency!r}."
+            raise ValueError(msg)
+        if max_cost is not None and (
+            isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or not max_cost >= 0
+        ):
+            msg = f"max_cost must be an amount in USD of at least 0 (or None for no cap), not {max_cost!r}."
             raise ValueError(msg)
         prompts = list(prompts)
         if save_path is not None and len(prompts) != 1:
@@ -466,13 +513,22 @@ class ImageBot:
         directory: Optional[PathLike] = None,
         cancel: Optional[threading.Event] = None,
     ) -> tuple[GeneratedImages, Union[str, Path, None]]:
-        """The sync shell: the request here, then ``_complete``."""
-        call = self._begin()
+        """The sync shell: the request here (in its turn in the bot's pace), then ``_complete``."""
+        from llamabot import _providers
+
+        _providers.load_litellm()  # first: a turn taken during a slow import would be lost
+        turn = self._throttle.acquire(cancel)  # waiting for a turn is not provider time: the clock starts after
+        ok = False
         try:
-            response = generate_image_response(self, prompt, deadline=call.deadline, cancel=cancel)
-        except Exception as exc:
-            self._remember(call, prompt, None, exc)
-            raise
+            call = self._begin()
+            try:
+                response = generate_image_response(self, prompt, deadline=call.deadline, cancel=cancel)
+            except Exception as exc:
+                self._remember(call, prompt, None, exc)
+                raise
+            ok = True
+        finally:
+            self._throttle.release(ok=ok, token=turn)
         return self._complete(call, prompt, response, deliver, return_url, save_path, directory, cancel)
 
     async def _arun(
@@ -487,12 +543,21 @@ class ImageBot:
         """The async shell: the request on the event loop, the rest (files, history) in a thread."""
         import asyncio
 
-        call = self._begin()
+        from llamabot import _providers
+
+        _providers.load_litellm()
+        turn = await self._throttle.aacquire()
+        ok = False
         try:
-            response = await agenerate_image_response(self, prompt, deadline=call.deadline)
-        except Exception as exc:
-            await asyncio.to_thread(self._remember, call, prompt, None, exc)
-            raise
+            call = self._begin()
+            try:
+                response = await agenerate_image_response(self, prompt, deadline=call.deadline)
+            except Exception as exc:
+                await asyncio.to_thread(self._remember, call, prompt, None, exc)
+                raise
+            ok = True
+        finally:
+            self._throttle.release(ok=ok, token=turn)
         return await asyncio.to_thread(
             self._complete, call, prompt, response, deliver, return_url, save_path, directory, None
         )
@@ -678,6 +743,10 @@ class ImageBot:
         """Reject settings no provider accepts, before any network call."""
         from llamabot import _providers
 
+        rpm = self.requests_per_minute
+        if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, (int, float)) or not rpm > 0):
+            msg = f"requests_per_minute must be a number above 0 (or None for no limit), not {rpm!r}."
+            raise ValueError(msg)
         _providers.check_bot_settings(
             self.model,
             self.size,
@@ -689,6 +758,12 @@ class ImageBot:
         )
 
 
+def _new_throttle(requests_per_minute: Optional[float]) -> Any:
+    from llamabot._throttle import Throttle
+
+    return Throttle(requests_per_minute)
+
+
 def _progress_bar(total: int, progress: Optional[bool]) -> Any:
     """A tqdm bar on stderr: shown on a terminal by default, never in pipes or logs."""
     import sys
@@ -697,15 +772,6 @@ def _progress_bar(total: int, progress: Optional[bool]) -> Any:
 
     show = sys.stderr.isatty() if progress is None else progress
     return tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=True)
-
-
-def _outcome(future: Union[Future, asyncio.Future]) -> Union[GeneratedImages, Exception]:
-    error = future.exception()
-    if error is not None:
-        if not isinstance(error, Exception):
-            raise error
-        return error
-    return future.result()
 
 
 def _first(result: Union[GeneratedImages, Exception], return_url: bool) -> Union[str, Path, Exception]:
@@ -834,6 +900,7 @@ def generate_image_response(
             attempts=bot._attempts(),
             deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
             cancel=cancel,
+            throttle=bot._throttle,
         )
 
 
@@ -856,6 +923,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
             timeout=bot.timeout,
             attempts=bot._attempts(),
             deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
+            throttle=bot._throttle,
         )
 
 
