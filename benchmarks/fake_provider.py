@@ -44,7 +44,7 @@ def tiny_png() -> bytes:
 SMALL = tiny_png()
 # A PNG signature and header followed by filler: what matters here is size, not pixels.
 BIG = SMALL[:33] + bytes(range(256)) * (BIG_BYTES // 256 - 1)
-BIG = BIG + b"\0" * (BIG_BYTES - len(BIG))
+BIG = BIG + b"\0" * (BIG_BYTES - len(BIG) - 12) + SMALL[-12:]  # ends with IEND: a complete PNG
 # A complete 256 KB PNG (the tiny one with a large comment chunk): big enough that holding
 # every result of a batch would show in memory.
 _FILLER = b"Comment\x00" + bytes(range(256)) * 1024

@@ -67,6 +67,24 @@ def streaming_memory(base: str, count: int) -> dict:
     return {"growth_mb": (peak - before) / 2**20, "made": made}
 
 
+def streaming_memory_alone(base: str, count: int) -> dict:
+    """The same requests through litellm alone, 16 threads, nothing kept: the floor ImageBot builds on."""
+    import litellm
+
+    api_base = f"{base}/lat0/b64mid"
+
+    def raw(prompt: str) -> None:
+        litellm.image_generation(model="openai/gpt-image-1", prompt=prompt, api_base=api_base, api_key="sk-bench")
+
+    raw("warm up")
+    Path("/proc/self/clear_refs").write_text("5")
+    before = rss("VmRSS:")
+    with ThreadPoolExecutor(16) as pool:
+        for _ in pool.map(raw, prompts(count)):
+            pass
+    return {"growth_mb": (rss("VmHWM:") - before) / 2**20, "made": count}
+
+
 def rate_limited(base: str, count: int) -> dict:
     """``count`` prompts to a server allowing 300 a minute, with requests_per_minute=300."""
     api_base = f"{base}/lat200/limited300"
@@ -101,7 +119,13 @@ def resume(base: str, count: int) -> dict:
     }
 
 
-FIGURES = {"throughput": throughput, "memory": streaming_memory, "rate_limited": rate_limited, "resume": resume}
+FIGURES = {
+    "throughput": throughput,
+    "memory": streaming_memory,
+    "memory_alone": streaming_memory_alone,
+    "rate_limited": rate_limited,
+    "resume": resume,
+}
 
 if __name__ == "__main__":
     figure, base, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
