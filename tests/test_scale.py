@@ -127,6 +127,10 @@ def test_requests_per_minute_is_shared_by_threads_and_tasks(provider):
     """Two batches in threads and an async batch on one bot: together they keep the bot's pace."""
     timed = Timed(provider)
     bot = gpt_bot(provider, requests_per_minute=240)  # one every 0.25 s
+    # A process's first request spends ~0.2 s inside litellm and the SDK before it is sent (lazy
+    # imports, the client); made first, it does not blur the gaps measured below.
+    bot.generate("warm up")
+    timed.visits.clear()
 
     async def more() -> list:
         return await bot.abatch(["c1", "c2", "c3"], concurrency=3, return_url=True)
@@ -228,6 +232,28 @@ def test_a_file_saved_just_before_a_kill_is_found_by_its_planned_name(provider):
     results = list(gpt_bot(provider).iter_batch(["a fox", "a cat"], save_dir="out"))
     assert len(timed.visits) == 2 and all(result.resumed for result in results)
     assert sorted(str(result.paths[0]) for result in results) == ["out/a_cat.png", "out/a_fox.png"]
+
+
+def test_a_prompt_listed_twice_never_takes_the_other_ones_file(provider):
+    """The second "a fox" saved first under "a_fox.png"; the first, killed unsaved, must not adopt it."""
+    timed = Timed(provider)
+    folder = Path("out")
+    folder.mkdir()
+    first, second = gpt_bot(provider).batch(["a fox", "a fox"], save_dir="out")
+    lines = [json.loads(line) for line in (folder / JOURNAL).read_text().splitlines()]
+    keys = {line["index"]: line["key"] for line in lines}
+    # Rewrite history: the second occurrence saved a_fox.png; the first was killed in flight.
+    first.unlink()
+    second.rename(folder / "a_fox.png")
+    records = [
+        {"v": 1, "key": keys[0], "index": 0, "prompt": "a fox", "stem": "a_fox"},
+        {"v": 1, "key": keys[1], "index": 1, "prompt": "a fox", "stem": "a_fox_2"},
+        {"v": 1, "key": keys[1], "index": 1, "prompt": "a fox", "paths": ["a_fox.png"], "cost": None},
+    ]
+    (folder / JOURNAL).write_text("".join(json.dumps(record) + "\n" for record in records))
+    again = gpt_bot(provider).batch(["a fox", "a fox"], save_dir="out")
+    assert len(timed.visits) == 3 and again[1] == Path("out/a_fox.png") and again[0] != again[1]
+    assert len(list(folder.glob("*.png"))) == 2
 
 
 def test_a_new_batch_never_replaces_files_already_in_the_folder(provider):

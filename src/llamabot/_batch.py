@@ -126,27 +126,8 @@ class Plan:
             self._keys = _journal.prompt_keys(prompts, _journal.fingerprint(bot.model, bot._public_settings()))
             if resume is False:
                 (folder / _journal.NAME).unlink(missing_ok=True)
-            records = _journal.read(folder / _journal.NAME)
             self.journal = _journal.Journal(folder)
-            adopted = []
-            for index, key in enumerate(self._keys):
-                record = records.get(key, {})
-                stem = record.get("stem")
-                if isinstance(stem, str) and stem and "/" not in stem and not stem.startswith("."):
-                    self.stems[index] = stem
-                    self._known.add(index)
-                paths = _journal.intact(record, folder) if "paths" in record else None
-                if paths is None and "paths" not in record and index in self.stems and bot.n == 1:
-                    # Saved, then the run was killed before it could say so: the file is under its planned name.
-                    paths = _journal.find_saved(folder, self.stems[index])
-                    if paths is not None:
-                        adopted.append((index, paths))
-                if paths is not None:
-                    cost = record.get("cost") if isinstance(record.get("cost"), (int, float)) else None
-                    spent += cost or 0.0
-                    self.resumed.append(self._resumed(index, prompts[index], paths, cost))
-            for index, paths in adopted:
-                self.journal.append(self._keys[index], index, prompts[index], paths, None)
+            spent = self._resume_from(_journal.read(folder / _journal.NAME), folder)
             self._choose_stems(folder)
         elif resume:
             msg = "resume needs save_dir: the journal that makes a batch resumable lives in its output folder."
@@ -162,6 +143,37 @@ class Plan:
             )
             price = per_image * bot.n if per_image is not None else None
         self.spending = Spending(max_cost, price, spent)
+
+    def _resume_from(self, records: dict[str, dict[str, Any]], folder: Path) -> float:
+        """Take what the journal knows: prompts already saved, and the names earlier runs chose.
+
+        :return: What the resumed prompts cost when they were made.
+        """
+        assert self.journal is not None
+        spent = 0.0
+        # A file that another prompt's record names is that prompt's (the same text twice, say).
+        claimed = {name for record in records.values() for name in record.get("paths") or []}
+        for index, key in enumerate(self._keys):
+            record = records.get(key, {})
+            others = {name.rsplit(".", 1)[0] for name in claimed - set(record.get("paths") or [])}
+            stem = record.get("stem")
+            if isinstance(stem, str) and _safe_stem(stem) and stem not in others:
+                self.stems[index] = stem
+                self._known.add(index)
+            paths = _journal.intact(record, folder) if "paths" in record else None
+            if paths is None and "paths" not in record and index in self._known and self.bot.n == 1:
+                # Saved, then killed before the journal could say so: the file is under its planned name.
+                paths = _journal.find_saved(folder, self.stems[index])
+                if paths is not None and os.path.relpath(paths[0], folder) in claimed:
+                    paths = None
+                if paths is not None:
+                    claimed.add(os.path.relpath(paths[0], folder))
+                    self.journal.append(key, index, self.prompts[index], paths, None)
+            if paths is not None:
+                cost = record.get("cost") if isinstance(record.get("cost"), (int, float)) else None
+                spent += cost or 0.0
+                self.resumed.append(self._resumed(index, self.prompts[index], paths, cost))
+        return spent
 
     def _choose_stems(self, folder: Path) -> None:
         """Name each prompt still to make: from its text, never a name a file or another prompt has."""
@@ -240,6 +252,11 @@ class Plan:
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+
+
+def _safe_stem(stem: str) -> bool:
+    """A journal's file name is used only if it stays inside the folder and is not hidden."""
+    return bool(stem) and "/" not in stem and "\\" not in stem and not stem.startswith(".")
 
 
 def run_one(

@@ -18,3 +18,15 @@ for image in images:
 results = bot.batch(["A cat", "A dog"], save_dir="out")
 info = lmb.image_info(saved)
 print(reference, also_saved, version, results, info)
+
+# Thousands of prompts: paced, resumable, capped; results as they finish.
+paced = lmb.ImageBot(model="gpt-image-1", requests_per_minute=300)
+for result in paced.iter_batch(["A cat", "A dog"], 16, save_dir="out", max_cost=5.0, resume=True):
+    paths: list[Path] = result.paths
+    cost: float | None = result.cost
+    if not result.ok and not result.sent:
+        print("not sent:", result.error)
+    print(result.index, result.prompt, paths, cost, result.resumed)
+capped = paced.batch(["A cat"], 4, False, "out", None, max_cost=1.0)
+if isinstance(capped[0], lmb.NotSentError):
+    print("over the cap")
