@@ -176,9 +176,13 @@ class Handler(BaseHTTPRequestHandler):
         return self._send("".join(events).encode(), "text/event-stream")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # 64 clients connecting at once would overflow the default backlog of 5
+
+
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 

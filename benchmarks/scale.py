@@ -38,7 +38,8 @@ def throughput(base: str, count: int) -> dict:
     import litellm
 
     api_base = f"{base}/lat200/b64small"
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=api_base, api_key="sk-bench")
+    # A request lost by the machine would otherwise hold the run for the default 600 s.
+    bot = lmb.ImageBot(model="gpt-image-1", api_base=api_base, api_key="sk-bench", timeout=60)
     bot.generate("warm up")
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -46,7 +47,9 @@ def throughput(base: str, count: int) -> dict:
         ours = time.perf_counter() - start
 
     def raw(prompt: str) -> object:
-        return litellm.image_generation(model="openai/gpt-image-1", prompt=prompt, api_base=api_base, api_key="sk")
+        return litellm.image_generation(
+            model="openai/gpt-image-1", prompt=prompt, api_base=api_base, api_key="sk", timeout=60
+        )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(64) as pool:

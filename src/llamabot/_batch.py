@@ -12,9 +12,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import queue
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -338,6 +339,9 @@ def run(
     # kept here, at submission; the copy keeps only its own pause after a 429.
     worker_bot = bot if own or bot.requests_per_minute is None else bot._with({"requests_per_minute": None})
     pending: dict[Future[GeneratedImages], int] = {}
+    # Each future puts itself here when done: O(1) per result, where concurrent.futures.wait
+    # would hook into every pending future for each one that finishes.
+    done: queue.SimpleQueue[Future[GeneratedImages]] = queue.SimpleQueue()
     finished = False
     try:
         with progress as bar:
@@ -354,13 +358,13 @@ def run(
                         run_one, worker_bot, prompts[index], return_url, where, save_dir, cancel, not own
                     )
                     pending[future] = index
+                    future.add_done_callback(done.put)
                 if not pending:
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = plan.finished(pending.pop(future), *_outcome(future))
-                    bar.update(1)
-                    yield result
+                future = _next_done(done)
+                result = plan.finished(pending.pop(future), *_outcome(future))
+                bar.update(1)
+                yield result
             for result in plan.unsent():
                 bar.update(1)
                 yield result
@@ -377,6 +381,13 @@ def run(
             if future.done() and not future.cancelled() and future.exception() is None:
                 plan.finished(index, future.result(), None)
         plan.close()
+
+
+def _next_done(done: queue.SimpleQueue[Future[GeneratedImages]]) -> Future[GeneratedImages]:
+    """The next future to finish; the wait wakes now and then so that Ctrl-C is seen at once."""
+    while True:
+        with contextlib.suppress(queue.Empty):
+            return done.get(timeout=0.5)
 
 
 async def arun(
