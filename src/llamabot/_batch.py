@@ -165,10 +165,10 @@ class Plan:
             if paths is None and "paths" not in record and index in self._known and self.bot.n == 1:
                 # Saved, then killed before the journal could say so: the file is under its planned name.
                 paths = _journal.find_saved(folder, self.stems[index])
-                if paths is not None and os.path.relpath(paths[0], folder) in claimed:
+                if paths is not None and paths[0].name in claimed:
                     paths = None
                 if paths is not None:
-                    claimed.add(os.path.relpath(paths[0], folder))
+                    claimed.add(paths[0].name)
                     self.journal.append(key, index, self.prompts[index], paths, None)
             if paths is not None:
                 cost = record.get("cost") if isinstance(record.get("cost"), (int, float)) else None

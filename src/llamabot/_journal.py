@@ -117,6 +117,14 @@ def _ends_torn(path: Path) -> bool:
         return False
 
 
+def _relative(path: Path, folder: Path) -> str:
+    """``path``'s name inside ``folder`` (no system call in the usual case: the batch named it so)."""
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return os.path.relpath(path, folder)
+
+
 class Journal:
     """The journal of one batch in ``folder``, appended to from any thread.
 
@@ -141,17 +149,12 @@ class Journal:
 
     def append(self, key: str, index: int, prompt: str, paths: Iterable[Path], cost: float | None) -> None:
         """Record one saved prompt: written and flushed before this returns."""
-        names, sizes = [], []
-        for path in paths:
-            names.append(os.path.relpath(path, self.folder))
-            sizes.append(path.stat().st_size)
         record = {
             "v": VERSION,
             "key": key,
             "index": index,
             "prompt": prompt,
-            "paths": names,
-            "sizes": sizes,
+            "paths": [_relative(path, self.folder) for path in paths],
             "cost": cost,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
