@@ -111,9 +111,11 @@ class Plan:
         journaled: bool,
         resume: bool | None,
         max_cost: float | None,
+        progress: Any,
     ) -> None:
         self.bot = bot
         self.prompts = prompts
+        self._bar = progress  # counts each prompt once, however it ended
         self.resumed: list[BatchResult] = []
         self.journal: _journal.Journal | None = None
         self._keys: list[str] = []
@@ -178,7 +180,7 @@ class Plan:
 
     def _choose_stems(self, folder: Path) -> None:
         """Name each prompt still to make: from its text, never a name a file or another prompt has."""
-        from llamabot._formats import slugify
+        from llamabot._formats import numbered, slugify
 
         done = {result.index for result in self.resumed}
         taken = set(self.stems.values())
@@ -187,11 +189,9 @@ class Plan:
         for index, prompt in enumerate(self.prompts):
             if index in done or index in self.stems:
                 continue
-            base = slugify(prompt)
-            stem, number = base, 1
-            while stem in taken:
+            base, number = slugify(prompt), 1
+            while (stem := numbered(base, number)) in taken:
                 number += 1
-                stem = f"{base}_{number}"
             taken.add(stem)
             self.stems[index] = stem
 
@@ -227,7 +227,18 @@ class Plan:
             return None
         return self.todo.popleft()
 
+    def opening(self) -> list[BatchResult]:
+        """The prompts an earlier run already saved: what a batch yields first."""
+        self._bar.update(len(self.resumed))
+        return self.resumed
+
     def finished(self, index: int, images: GeneratedImages | None, error: BaseException | None) -> BatchResult:
+        """What became of a prompt sent, recorded (``record``) and counted on the progress bar."""
+        result = self.record(index, images, error)
+        self._bar.update(1)
+        return result
+
+    def record(self, index: int, images: GeneratedImages | None, error: BaseException | None) -> BatchResult:
         """Record what became of a prompt sent: its cost, and its line in the journal once its files are saved."""
         paid = images if images is not None else getattr(error, "images", None)
         self.spending.settle(index, getattr(paid, "cost", None), failed=error is not None)
@@ -248,6 +259,7 @@ class Plan:
             index = self.todo.popleft()
             error = NotSentError(self.spending.reason(self.bot.model))
             results.append(BatchResult(index, self.prompts[index], None, error))
+        self._bar.update(len(results))
         return results
 
     def close(self) -> None:
@@ -331,6 +343,7 @@ def run(
         journaled=not return_url and save_path is None,
         resume=resume,
         max_cost=max_cost,
+        progress=progress,
     )
     own = executor is None
     pool = executor if executor is not None else ThreadPoolExecutor(concurrency, thread_name_prefix="imagebot-batch")
@@ -344,10 +357,8 @@ def run(
     done: queue.SimpleQueue[Future[GeneratedImages]] = queue.SimpleQueue()
     finished = False
     try:
-        with progress as bar:
-            for result in plan.resumed:
-                bar.update(1)
-                yield result
+        with progress:
+            yield from plan.opening()
             while True:
                 while len(pending) < concurrency and (index := plan.next(len(pending))) is not None:
                     if not own:
@@ -362,12 +373,8 @@ def run(
                 if not pending:
                     break
                 future = _next_done(done)
-                result = plan.finished(pending.pop(future), *_outcome(future))
-                bar.update(1)
-                yield result
-            for result in plan.unsent():
-                bar.update(1)
-                yield result
+                yield plan.finished(pending.pop(future), *_outcome(future))
+            yield from plan.unsent()
         finished = True
     finally:
         if not finished:  # Ctrl-C or the caller stopped early: stop what has not started
@@ -379,7 +386,7 @@ def run(
             pool.shutdown(wait=True, cancel_futures=True)
         for future, index in pending.items():  # done but not yet yielded: their files are saved
             if future.done() and not future.cancelled() and future.exception() is None:
-                plan.finished(index, future.result(), None)
+                plan.record(index, future.result(), None)
         plan.close()
 
 
@@ -404,7 +411,15 @@ async def arun(
     """The async driver: the same plan, on the event loop."""
     import asyncio
 
-    plan = Plan(bot, prompts, save_dir=save_dir, journaled=not return_url, resume=resume, max_cost=max_cost)
+    plan = Plan(
+        bot,
+        prompts,
+        save_dir=save_dir,
+        journaled=not return_url,
+        resume=resume,
+        max_cost=max_cost,
+        progress=progress,
+    )
 
     async def one(index: int) -> GeneratedImages:
         where = plan.save_path(index)
@@ -415,9 +430,8 @@ async def arun(
 
     pending: dict[asyncio.Task[GeneratedImages], int] = {}
     try:
-        with progress as bar:
-            for result in plan.resumed:
-                bar.update(1)
+        with progress:
+            for result in plan.opening():
                 yield result
             while True:
                 while len(pending) < concurrency and (index := plan.next(len(pending))) is not None:
@@ -427,11 +441,8 @@ async def arun(
                     break
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    result = plan.finished(pending.pop(task), *_outcome(task))
-                    bar.update(1)
-                    yield result
+                    yield plan.finished(pending.pop(task), *_outcome(task))
             for result in plan.unsent():
-                bar.update(1)
                 yield result
     finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
         for task in pending:

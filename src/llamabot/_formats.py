@@ -193,6 +193,11 @@ def slugify(prompt: str, max_length: int = _MAX_STEM) -> str:
     return f"{stem}_image" if stem in _WINDOWS_RESERVED else stem
 
 
+def numbered(stem: str, number: int) -> str:
+    """The ``number``-th name for a stem: ``stem`` itself, then ``stem_2``, ``stem_3``…"""
+    return stem if number == 1 else f"{stem}_{number}"
+
+
 def iter_chunks(data: bytes, size: int = 1 << 20) -> Iterator[memoryview]:
     """Yield ``data`` in slices without copying it."""
     view = memoryview(data)

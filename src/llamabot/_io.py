@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import threading
 import time
 import urllib.parse
@@ -31,6 +32,7 @@ from llamabot._formats import (
     SUFFIX_MIME,
     TAIL_BYTES,
     iter_chunks,
+    numbered,
     require_complete,
     require_image,
 )
@@ -194,7 +196,7 @@ def _write_temp(
 
 #: A temporary file this old in a folder being saved into was left by a killed process.
 STALE_PART_SECONDS = 3600
-_HOST = "".join(c for c in __import__("socket").gethostname().split(".")[0] if c.isalnum() or c == "-")[:32] or "host"
+_HOST = "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c == "-")[:32] or "host"
 _swept: set[Path] = set()
 _swept_lock = threading.Lock()
 
@@ -457,7 +459,7 @@ def save_new(
 def _claim(tmp: Path, directory: Path, stem: str, suffix: str, start: int) -> Path:
     """Give ``tmp`` the first free name, atomically, without ever replacing a file."""
     for number in range(start, start + 100_000):
-        target = directory / (f"{stem}{suffix}" if number == 1 else f"{stem}_{number}{suffix}")
+        target = directory / f"{numbered(stem, number)}{suffix}"
         try:
             os.link(tmp, target)
         except FileExistsError:

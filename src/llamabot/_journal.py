@@ -67,7 +67,7 @@ def find_saved(folder: Path, stem: str) -> list[Path] | None:
     from llamabot._formats import EXTENSIONS
 
     for suffix in dict.fromkeys(EXTENSIONS.values()):
-        found = intact({"paths": [f"{stem}{suffix}"]}, folder)
+        found = complete_files(folder, [f"{stem}{suffix}"])
         if found:
             return found
     return None
@@ -79,15 +79,20 @@ def intact(record: Mapping[str, Any], folder: Path) -> list[Path] | None:
     A file edited since (another size, still a whole image) counts as there: it is
     yours now, and making it again would be paid for twice.
     """
-    from llamabot._formats import require_complete, sniff_mime
-    from llamabot._io import _ends
-
     names = record.get("paths")
     if not isinstance(names, list) or not names:
         return None
+    return complete_files(folder, [str(name) for name in names])
+
+
+def complete_files(folder: Path, names: list[str]) -> list[Path] | None:
+    """The files ``names`` in ``folder``, if every one is there and a complete image."""
+    from llamabot._formats import require_complete, sniff_mime
+    from llamabot._io import _ends
+
     paths = []
     for name in names:
-        path = folder / str(name)
+        path = folder / name
         try:
             size = path.stat().st_size
         except OSError:
@@ -136,12 +141,6 @@ class Journal:
         self.path = folder / NAME
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def planned(self, key: str, index: int, prompt: str, stem: str) -> None:
         """Record the file name chosen for a prompt, before it is sent."""

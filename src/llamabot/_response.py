@@ -327,12 +327,6 @@ class BatchResult:
         self.error = error
         self.resumed = resumed
 
-    def __getstate__(self) -> tuple[Any, ...]:
-        return (self.index, self.prompt, self.images, self.error, self.resumed)
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.index, self.prompt, self.images, self.error, self.resumed = state
-
     @property
     def sent(self) -> bool:
         """Whether it was sent to the provider in this run (not when resumed, nor when a cap kept it back)."""

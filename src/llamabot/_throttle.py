@@ -50,7 +50,6 @@ class Throttle:
         self._in_flight = 0
         self._allowed: int | None = None  # None: no limit on requests in flight
         self._epoch = 0  # one more per 429: a request sent before it proves nothing about after
-        self.rate_limited_count = 0
 
     # Pickling: a copy in another process starts afresh with the same limit.
     def __getstate__(self) -> dict[str, Any]:
@@ -68,41 +67,45 @@ class Throttle:
         :param hold: Whether the request counts as in flight until ``release`` (a retry
             of a request already in flight takes a slot in the pace only).
         """
+        return self._try(hold)[0]
+
+    def _try(self, hold: bool) -> tuple[float, int]:
+        """``delay``, and the token of the slot taken (read under the same lock as the slot)."""
         with self._lock:
             now = self._clock()
             ready = max(self._next, self._paused_until)
             if self.requests_per_minute and len(self._sent) >= self.requests_per_minute:
                 ready = max(ready, self._sent[0] + WINDOW + MARGIN)
             if ready > now:
-                return ready - now
+                return ready - now, self._epoch
             if hold and self._allowed is not None and self._in_flight >= self._allowed:
-                return _SLICE
+                return _SLICE, self._epoch
             if self.requests_per_minute:
                 self._sent.append(now)
                 while len(self._sent) > self.requests_per_minute:
                     self._sent.popleft()
                 self._next = now + self._interval
             self._in_flight += hold
-            return 0.0
+            return 0.0, self._epoch
 
     def acquire(self, cancel: threading.Event | None = None, *, hold: bool = True) -> int:
         """Wait (in this thread) for a slot; ``KeyboardInterrupt`` if ``cancel`` is set meanwhile.
 
         :return: A token for ``release``.
         """
-        while (wait := self.delay(hold=hold)) > 0:
+        while (taken := self._try(hold))[0] > 0:
             if cancel is not None:
-                if cancel.wait(min(wait, _SLICE)):
+                if cancel.wait(min(taken[0], _SLICE)):
                     raise KeyboardInterrupt
             else:
-                time.sleep(wait)
-        return self._epoch
+                time.sleep(taken[0])
+        return taken[1]
 
     async def aacquire(self, *, hold: bool = True) -> int:
         """Wait (on the event loop) for a slot; return a token for ``release``."""
-        while (wait := self.delay(hold=hold)) > 0:
-            await asyncio.sleep(wait)
-        return self._epoch
+        while (taken := self._try(hold))[0] > 0:
+            await asyncio.sleep(taken[0])
+        return taken[1]
 
     def release(self, *, ok: bool, token: int | None = None) -> None:
         """A request taken with ``acquire`` is over; a success sent since the last 429 lets one more be in flight."""
@@ -113,18 +116,15 @@ class Throttle:
                 if self._allowed > 2 * max(1, self._in_flight) + 64:
                     self._allowed = None  # recovered: far above what anyone keeps in flight
 
-    def rate_limited(self, retry_after: float | None) -> float:
+    def rate_limited(self, retry_after: float | None) -> None:
         """The provider answered 429: pause everyone and halve what may be in flight.
 
         :param retry_after: What the provider asked to wait, in seconds, if it said.
-        :return: The seconds until requests may be sent again.
         """
         with self._lock:
             now = self._clock()
-            self.rate_limited_count += 1
             self._epoch += 1
             pause = DEFAULT_PAUSE if retry_after is None else retry_after
             self._paused_until = max(self._paused_until, now + pause)
             in_flight = self._in_flight
             self._allowed = max(1, min(self._allowed or in_flight, in_flight) // 2)
-            return self._paused_until - now

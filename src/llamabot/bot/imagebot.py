@@ -563,10 +563,7 @@ class ImageBot:
         )
 
     def _begin(self) -> _Call:
-        """Start a call: its clock starts once litellm is loaded (a slow import is not provider time)."""
-        from llamabot import _providers
-
-        _providers.load_litellm()
+        """Start a call's clock (the shells load litellm first: a slow import is not provider time)."""
         started = time.monotonic()
         return _Call(started, started + self.timeout, self._history_path())
 
