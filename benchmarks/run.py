@@ -125,9 +125,9 @@ def per_call_overhead(fake: FakeProvider, rounds: int) -> dict:
     import llamabot as lmb
 
     base = fake.api_base("b64small", 40)
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=base, api_key="sk-bench")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=base, api_key="sk-bench")
     kwargs = {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": PROMPT,
         "size": "1024x1024",
         "n": 1,
@@ -162,7 +162,7 @@ def batch_throughput(fake: FakeProvider) -> dict:
     """24 prompts, 0.5 s provider latency, concurrency 8: wall time against the ideal 1.5 s."""
     import llamabot as lmb
 
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=fake.api_base("b64small", 500), api_key="sk-bench")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=fake.api_base("b64small", 500), api_key="sk-bench")
     bot.generate(PROMPT)  # warm
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -359,7 +359,7 @@ def default_name(fake: FakeProvider, theirs: str, rounds: int) -> dict:
         import json, time, statistics, warnings
         import llamabot as lmb
         warnings.simplefilter("ignore")
-        bot = lmb.ImageBot(model="gpt-image-1", api_base={fake.api_base("b64small")!r}, api_key="sk-bench")
+        bot = lmb.ImageBot(model="gpt-image-2", api_base={fake.api_base("b64small")!r}, api_key="sk-bench")
         bot("warm up")
         times = []
         for _ in range({rounds}):
@@ -547,7 +547,7 @@ def main() -> int:
             "per_call": lambda: per_call_overhead(fake, 30 if args.quick else 120),
             "batch": lambda: batch_throughput(fake),
             "memory_url": lambda: memory(fake, "url48", "dall-e-3", 8, factor_of_image=False),
-            "memory_b64": lambda: memory(fake, "b64big", "gpt-image-1", 1, factor_of_image=True),
+            "memory_b64": lambda: memory(fake, "b64big", "gpt-image-2", 1, factor_of_image=True),
             "first_call": lambda: first_call(fake, theirs, 1 if args.quick else 7),
             "default_name": lambda: default_name(fake, theirs, 3 if args.quick else 10),
             "scale_throughput": lambda: scale_throughput(fake),

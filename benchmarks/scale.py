@@ -43,12 +43,12 @@ def throughput(base: str, count: int) -> dict:
 
     api_base = f"{base}/lat200/b64small"
     # A request lost by the machine would otherwise hold the run for the default 600 s.
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=api_base, api_key="sk-bench", timeout=60)
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=api_base, api_key="sk-bench", timeout=60)
     bot.generate("warm up")
 
     def raw(prompt: str) -> object:
         return litellm.image_generation(
-            model="openai/gpt-image-1", prompt=prompt, api_base=api_base, api_key="sk", timeout=60
+            model="openai/gpt-image-2", prompt=prompt, api_base=api_base, api_key="sk", timeout=60
         )
 
     ours, alone, made = [], [], 0
@@ -66,7 +66,7 @@ def throughput(base: str, count: int) -> dict:
 
 def streaming_memory(base: str, count: int) -> dict:
     """Peak RSS growth while ``count`` 256 KB images are made, saved and yielded one by one (nothing kept)."""
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=f"{base}/lat0/b64mid", api_key="sk-bench")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=f"{base}/lat0/b64mid", api_key="sk-bench")
     with tempfile.TemporaryDirectory() as folder:
         bot.batch(["warm up"], save_dir=folder, progress=False)
         Path("/proc/self/clear_refs").write_text("5")
@@ -83,7 +83,7 @@ def streaming_memory_alone(base: str, count: int) -> dict:
     api_base = f"{base}/lat0/b64mid"
 
     def raw(prompt: str) -> None:
-        litellm.image_generation(model="openai/gpt-image-1", prompt=prompt, api_base=api_base, api_key="sk-bench")
+        litellm.image_generation(model="openai/gpt-image-2", prompt=prompt, api_base=api_base, api_key="sk-bench")
 
     raw("warm up")
     Path("/proc/self/clear_refs").write_text("5")
@@ -97,7 +97,7 @@ def streaming_memory_alone(base: str, count: int) -> dict:
 def rate_limited(base: str, count: int) -> dict:
     """``count`` prompts to a server allowing 300 a minute, with requests_per_minute=300."""
     api_base = f"{base}/lat200/limited300"
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=api_base, api_key="sk-bench", requests_per_minute=300)
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=api_base, api_key="sk-bench", requests_per_minute=300)
     stats(base, reset=True)
     start = time.perf_counter()
     made = sum(result.ok for result in bot.iter_batch(prompts(count), 16, return_url=True, progress=False))
@@ -108,13 +108,13 @@ def rate_limited(base: str, count: int) -> dict:
 
 def resume(base: str, count: int) -> dict:
     """A finished batch of ``count`` run again: its time and the requests it makes."""
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=f"{base}/lat0/b64small", api_key="sk-bench")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=f"{base}/lat0/b64small", api_key="sk-bench")
     with tempfile.TemporaryDirectory() as folder:
         first = sum(result.ok for result in bot.iter_batch(prompts(count), 64, save_dir=folder, progress=False))
         stats(base, reset=True)
         start = time.perf_counter()
         results = list(
-            lmb.ImageBot(model="gpt-image-1", api_base=f"{base}/lat0/b64small", api_key="sk-bench").iter_batch(
+            lmb.ImageBot(model="gpt-image-2", api_base=f"{base}/lat0/b64small", api_key="sk-bench").iter_batch(
                 prompts(count), 64, save_dir=folder, progress=False
             )
         )

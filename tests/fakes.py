@@ -33,6 +33,11 @@ PNG = make_image("PNG")
 JPEG = make_image("JPEG")
 WEBP = make_image("WEBP")
 GIF = make_image("GIF")
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6"><rect width="8" height="6" fill="#c81e3c"/></svg>'
+#: What a GPT image model answers for each ``output_format`` it accepts.
+BY_OUTPUT_FORMAT = {"png": PNG, "jpeg": JPEG, "webp": WEBP, "gif": GIF, "svg": SVG}
+#: Output image tokens the fake GPT image model reports per image (OpenAI's figure for low, 1024x1024).
+IMAGE_TOKENS = 272
 
 
 def tagged(text: bytes, image: bytes = PNG) -> bytes:
@@ -141,22 +146,40 @@ class FakeProvider:
 
         self.route(path, answer)
 
-    def gpt_image(self, images: Sequence[bytes] = (PNG,), path: str = "/images/generations") -> None:
-        """gpt-image-1: always base64, with usage (which litellm prices)."""
-        payload = {
-            "created": 1_700_000_000,
-            "data": [{"b64_json": b64(image)} for image in images],
-            "output_format": "png",
-            "size": "1024x1024",
-            "quality": "low",
-            "usage": {
-                "input_tokens": 10,
-                "output_tokens": 272,
-                "total_tokens": 282,
-                "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
-            },
-        }
-        self.json_route(path, payload)
+    def gpt_image(self, images: Sequence[bytes] | None = None, path: str = "/images/generations") -> None:
+        """A current GPT image model (gpt-image-2): base64 only, no ``revised_prompt``, token ``usage``.
+
+        With no ``images`` it answers ``n`` images in the requested ``output_format`` (png, jpeg,
+        webp, gif or svg); the usage reports ``IMAGE_TOKENS`` output image tokens per image,
+        which litellm prices at the model's ``output_cost_per_image_token``.
+        """
+
+        def answer(request: Request) -> Response:
+            try:
+                body = json.loads(request.get_data() or b"{}")
+            except ValueError:
+                body = dict(request.form)  # an edit's multipart form
+            fmt = body.get("output_format", "png")
+            made = list(images) if images is not None else [BY_OUTPUT_FORMAT[fmt]] * int(body.get("n", 1))
+            output = IMAGE_TOKENS * len(made)
+            payload = {
+                "created": 1_700_000_000,
+                "background": "opaque",
+                "data": [{"b64_json": b64(image)} for image in made],
+                "output_format": fmt,
+                "size": body.get("size", "1024x1024"),
+                "quality": body.get("quality", "low"),
+                "usage": {
+                    "input_tokens": 10,
+                    "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+                    "output_tokens": output,
+                    "output_tokens_details": {"text_tokens": 0, "image_tokens": output},
+                    "total_tokens": 10 + output,
+                },
+            }
+            return Response(json.dumps(payload), 200, content_type="application/json")
+
+        self.route(path, answer)
 
     def openrouter(self, images: Sequence[tuple[bytes, str]] = ((PNG, "image/png"),)) -> None:
         """OpenRouter's chat completions, images as data URIs in ``message.images``."""

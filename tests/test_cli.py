@@ -39,9 +39,9 @@ def test_one_prompt_prints_the_saved_path(provider):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "a_red_fox.png"  # as the library returns it: relative to the working folder
     info = lmb.image_info("a_red_fox.png")  # the command writes provenance by default
-    assert info["prompt"] == "A red fox" and info["model"] == "gpt-image-1"
+    assert info["prompt"] == "A red fox" and info["model"] == "gpt-image-2"
     assert same_pixels(Path("a_red_fox.png").read_bytes(), PNG)
-    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-1"
+    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-2"
     assert CANARY not in run.stdout + run.stderr + json.dumps(info)
 
 
@@ -68,7 +68,7 @@ def test_json_output_stdin_prompts_and_options(provider):
     records = sorted((json.loads(line) for line in run.stdout.splitlines()), key=lambda r: r["index"])
     assert [(r["index"], r["prompt"]) for r in records] == [(0, "A cat"), (1, "A dog")]
     assert [Path(r["path"]).read_bytes() for r in records] == [tagged(b"A cat"), tagged(b"A dog")]
-    assert all(r["model"] == "gpt-image-1" and "revised_prompt" in r and "cost" in r for r in records)
+    assert all(r["model"] == "gpt-image-2" and "revised_prompt" in r and "cost" in r for r in records)
     bodies = [c.json for c in provider.calls("/images/generations")]
     assert all(
         b["background"] == "transparent" and b["output_compression"] == 80 and b["quality"] == "low" for b in bodies
@@ -180,7 +180,7 @@ def test_version_and_real_subcommands_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     usage = capsys.readouterr().out
-    assert "{generate,history,cost,info}" in usage and "history" in usage.split("positional arguments")[1]
+    assert "{generate,history,cost,info,models}" in usage and "history" in usage.split("positional arguments")[1]
 
 
 def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys):
@@ -189,8 +189,8 @@ def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys)
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     provider.gpt_image([PNG])
-    assert main(["generate", "A fox", "-m", "gpt-image-1-mini", "--api-base", provider.base, "--no-history"]) == 0
-    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-1-mini"
+    assert main(["generate", "A fox", "-m", "gpt-image-2.5-flare", "--api-base", provider.base, "--no-history"]) == 0
+    assert provider.calls("/images/generations")[0].json["model"] == "gpt-image-2.5-flare"
     assert capsys.readouterr().out.strip() == "a_fox.png"
 
 
@@ -231,7 +231,7 @@ def test_json_cost_is_each_images_share(provider, monkeypatch, capsys):
     assert main(["A fox", "-n", "2", "--json", "--api-base", provider.base, "--no-history"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and lines[0]["cost"] == lines[1]["cost"] > 0
-    images = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, n=2).generate("A fox")
+    images = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, n=2).generate("A fox")
     assert sum(line["cost"] for line in lines) == pytest.approx(images.cost)
 
 
@@ -270,7 +270,7 @@ def test_iter_batch_yields_each_outcome_as_it_finishes(provider):
     """The library's iterator: each prompt's images or error, with its index, in completion order."""
     echo_images(provider)
     results = list(
-        lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test").iter_batch(
+        lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test").iter_batch(
             ["one", "this will FAIL", "three"], concurrency=3, save_dir="out"
         )
     )

@@ -18,7 +18,7 @@ import llamabot as lmb
 from llamabot import _providers
 from tests.fakes import PNG, b64
 
-OPENAI_MODELS = ["dall-e-3", "dall-e-2", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"]
+OPENAI_MODELS = ["dall-e-3", "dall-e-2", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst"]
 
 
 def quiet_bot(**kwargs) -> lmb.ImageBot:
@@ -72,7 +72,7 @@ def test_retired_models_404_names_the_replacement(provider, model):
     with pytest.raises(litellm.NotFoundError) as caught:
         bot("A cat")
     assert len(provider.calls("/images/generations")) == 1
-    assert any("gpt-image-1" in note for note in caught.value.__notes__)
+    assert any("gpt-image-2" in note for note in caught.value.__notes__)
 
 
 def test_a_refused_documented_parameter_moves_into_the_body(mocker):
@@ -156,9 +156,9 @@ def test_cost_falls_back_to_litellms_public_pricing(mocker, fresh_lookups):
     mocker.patch("litellm.image_generation", return_value=answer)
     pricing = mocker.patch("litellm.completion_cost", return_value=0.011)
     with pytest.warns(lmb.DependencyChangedWarning, match="completion_cost"):
-        images = lmb.ImageBot(model="gpt-image-1").generate("A cat")
+        images = lmb.ImageBot(model="gpt-image-2").generate("A cat")
     assert images.cost == 0.011
-    assert pricing.call_args.kwargs == {"completion_response": answer, "model": "gpt-image-1"}
+    assert pricing.call_args.kwargs == {"completion_response": answer, "model": "gpt-image-2"}
 
 
 def test_cost_is_read_from_litellms_response(mocker):
@@ -168,23 +168,23 @@ def test_cost_is_read_from_litellms_response(mocker):
     mocker.patch("litellm.image_generation", return_value=answer)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert lmb.ImageBot(model="gpt-image-1").generate("A cat").cost == 0.04
+        assert lmb.ImageBot(model="gpt-image-2").generate("A cat").cost == 0.04
 
 
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
-        (litellm.RateLimitError("slow down", "openai", "gpt-image-1"), True),
-        (litellm.InternalServerError("boom", "openai", "gpt-image-1"), True),
+        (litellm.RateLimitError("slow down", "openai", "gpt-image-2"), True),
+        (litellm.InternalServerError("boom", "openai", "gpt-image-2"), True),
         (litellm.ServiceUnavailableError("busy", "bedrock", "nova"), True),
-        (litellm.Timeout("too slow", "gpt-image-1", "openai"), True),
+        (litellm.Timeout("too slow", "gpt-image-2", "openai"), True),
         (litellm.APIError(502, "bad gateway", "azure", "img"), True),
         (litellm.APIError(400, "bad", "azure", "img"), False),
-        (litellm.InternalServerError("Missing credentials", "openai", "gpt-image-1"), False),
+        (litellm.InternalServerError("Missing credentials", "openai", "gpt-image-2"), False),
         (litellm.NotFoundError("gone", "dall-e-3", "openai"), False),
-        (litellm.BadRequestError("bad", "gpt-image-1", "openai"), False),
-        (litellm.ContentPolicyViolationError("no", "gpt-image-1", "openai"), False),
-        (litellm.AuthenticationError("who", "openai", "gpt-image-1"), False),
+        (litellm.BadRequestError("bad", "gpt-image-2", "openai"), False),
+        (litellm.ContentPolicyViolationError("no", "gpt-image-2", "openai"), False),
+        (litellm.AuthenticationError("who", "openai", "gpt-image-2"), False),
         (ConnectionResetError("reset by peer"), True),
         (ValueError("a bug"), False),
     ],

@@ -117,7 +117,7 @@ def test_signed_images_stay_valid_when_saved(provider, signer, fmt, metadata):
     """PNG, JPEG and WEBP signed by the provider still validate after ImageBot saves them, metadata on or off."""
     signed = sign(signer, fmt)
     provider.gpt_image([signed])
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test", imagebot_metadata=metadata)
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test", imagebot_metadata=metadata)
     path = bot("A red fox")
     assert path.read_bytes() == signed  # the manifest's hard binding covers these exact bytes
     assert validation(path) == "Valid"
@@ -135,7 +135,7 @@ def test_signed_images_stay_valid_when_saved(provider, signer, fmt, metadata):
 def test_converting_a_signed_image_warns_that_credentials_are_dropped(provider, signer):
     """Asking for another format by extension converts with Pillow and says the credentials are gone."""
     provider.gpt_image([sign(signer, "PNG")])
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test")
     with pytest.warns(lmb.ContentCredentialsWarning, match="drops the provider's Content Credentials"):
         path = bot("A red fox", save_path="fox.jpg")
     assert path.read_bytes()[:3] == b"\xff\xd8\xff" and "content_credentials" not in (lmb.image_info(path) or {})
@@ -162,7 +162,7 @@ def test_info_without_the_extra_says_how_to_get_it(provider, signer, monkeypatch
     import sys
 
     provider.gpt_image([sign(signer, "PNG")])
-    path = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")("A red fox")
+    path = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test")("A red fox")
     monkeypatch.setitem(sys.modules, "c2pa", None)  # as if the extra were not installed
     credentials = lmb.image_info(path)["content_credentials"]
     assert credentials["present"] is True and "llamabot-imagebot[c2pa]" in credentials["note"]

@@ -59,7 +59,7 @@ def test_constructor_signature_matches_reference():
 def test_attributes_keep_settings_and_extra_kwargs():
     """Every documented attribute holds what was passed; unknown kwargs land in image_generation_kwargs."""
     bot = ImageBot(
-        model="gpt-image-1",
+        model="gpt-image-2",
         size="1536x1024",
         quality="high",
         n=2,
@@ -72,7 +72,7 @@ def test_attributes_keep_settings_and_extra_kwargs():
         background="transparent",
     )
     assert (bot.model, bot.size, bot.quality, bot.n, bot.response_format) == (
-        "gpt-image-1",
+        "gpt-image-2",
         "1536x1024",
         "high",
         2,
@@ -126,7 +126,7 @@ def test_litellm_is_looked_up_at_call_time(mocker):
 
 def test_gpt_image_gets_no_default_response_format_and_no_warning(image_generation, recwarn):
     """A documented default the model refuses is left out silently."""
-    ImageBot(model="gpt-image-1")("A fox")
+    ImageBot(model="gpt-image-2")("A fox")
     kwargs = image_generation.call_args.kwargs
     assert "response_format" not in kwargs
     assert kwargs["size"] == "1024x1024" and kwargs["n"] == 1
@@ -135,11 +135,11 @@ def test_gpt_image_gets_no_default_response_format_and_no_warning(image_generati
 
 def test_explicit_unsupported_setting_is_dropped_with_a_warning(image_generation):
     """An explicit setting the model refuses is dropped, and the warning names it and the model."""
-    bot = ImageBot(model="gpt-image-1", response_format="b64_json", style="vivid")
+    bot = ImageBot(model="gpt-image-2", response_format="b64_json", style="vivid")
     with pytest.warns(lmb.UnsupportedSettingWarning) as caught:
         bot("A fox")
     message = str(caught[0].message)
-    assert "response_format" in message and "style" in message and "gpt-image-1" in message
+    assert "response_format" in message and "style" in message and "gpt-image-2" in message
     kwargs = image_generation.call_args.kwargs
     assert "response_format" not in kwargs and "style" not in kwargs
 
@@ -156,15 +156,15 @@ def test_openrouter_reference_example_drops_user_keeps_quality(image_generation)
 
 def test_drop_params_false_restores_strict_forwarding(image_generation, recwarn):
     """drop_params=False forwards every setting untouched so that litellm can refuse it."""
-    ImageBot(model="gpt-image-1", drop_params=False)("A fox")
+    ImageBot(model="gpt-image-2", drop_params=False)("A fox")
     kwargs = image_generation.call_args.kwargs
     assert kwargs["response_format"] == "url" and kwargs["drop_params"] is False
     assert not [w for w in recwarn if issubclass(w.category, lmb.UnsupportedSettingWarning)]
 
 
 def test_drop_params_false_gives_litellms_own_error():
-    """With drop_params=False the real litellm refuses response_format for gpt-image-1, before any HTTP."""
-    bot = ImageBot(model="gpt-image-1", api_key="sk-test", api_base="http://127.0.0.1:9", drop_params=False)
+    """With drop_params=False the real litellm refuses response_format for gpt-image-2, before any HTTP."""
+    bot = ImageBot(model="gpt-image-2", api_key="sk-test", api_base="http://127.0.0.1:9", drop_params=False)
     with pytest.raises(litellm.UnsupportedParamsError, match="response_format"):
         bot("A fox")
 
@@ -213,13 +213,13 @@ def test_bad_settings_raise_before_any_call(image_generation, kwargs, error):
     """Settings no provider accepts are refused at construction."""
     with pytest.raises(error), warnings.catch_warnings():
         warnings.simplefilter("ignore", lmb.RetiredModelWarning)
-        ImageBot(**{"model": "gpt-image-1", **kwargs})
+        ImageBot(**{"model": "gpt-image-2", **kwargs})
     image_generation.assert_not_called()
 
 
 def test_settings_changed_after_construction_are_checked_at_call_time(image_generation):
     """Attributes are validated again on each call."""
-    bot = ImageBot(model="gpt-image-1")
+    bot = ImageBot(model="gpt-image-2")
     bot.n = 0
     with pytest.raises(ValueError, match="n must be at least 1"):
         bot("A fox")
@@ -232,7 +232,7 @@ def test_settings_changed_after_construction_are_checked_at_call_time(image_gene
 def test_bad_prompts_raise_before_any_call(image_generation, prompt, error):
     """A blank or non-string prompt never reaches the provider."""
     with pytest.raises(error):
-        ImageBot(model="gpt-image-1")(prompt)
+        ImageBot(model="gpt-image-2")(prompt)
     image_generation.assert_not_called()
 
 
@@ -240,7 +240,7 @@ def test_response_without_images_raises_value_error(mocker):
     """An empty data list is the reference's ValueError."""
     mocker.patch("litellm.image_generation", return_value=ImageResponse(data=[]))
     with pytest.raises(ValueError, match="No images found in response"):
-        ImageBot(model="gpt-image-1")("A fox")
+        ImageBot(model="gpt-image-2")("A fox")
     assert list((__import__("pathlib").Path.cwd()).iterdir()) == []
 
 
@@ -277,13 +277,13 @@ def test_exceptions_share_one_root_and_keep_their_builtin_bases():
 
 
 def test_current_model_raises_no_retirement_warning(recwarn):
-    """gpt-image-1 is not flagged."""
-    ImageBot(model="gpt-image-1")
+    """gpt-image-2 is not flagged."""
+    ImageBot(model="gpt-image-2")
     assert not recwarn.list
 
 
 def test_model_not_found_for_dalle3_gets_a_note(mocker):
-    """OpenAI's model_not_found for dall-e-3 keeps litellm's type and says to use gpt-image-1."""
+    """OpenAI's model_not_found for dall-e-3 keeps litellm's type and names the current models from litellm's table."""
     error = litellm.NotFoundError(
         message="OpenAIException - The model `dall-e-3` has been deprecated (model_not_found)",
         model="dall-e-3",
@@ -292,17 +292,17 @@ def test_model_not_found_for_dalle3_gets_a_note(mocker):
     mocker.patch("litellm.image_generation", side_effect=error)
     with pytest.raises(litellm.NotFoundError) as caught:
         quiet_bot()("A cat")
-    assert any("gpt-image-1" in note for note in caught.value.__notes__)
+    assert any("gpt-image-2" in note for note in caught.value.__notes__)
 
 
 def test_api_key_never_in_repr_or_error_text(mocker):
     """The key is masked in repr and scrubbed from a provider error's text."""
     key = "sk-canary-0123456789abcdef"
-    bot = ImageBot(model="gpt-image-1", api_key=key, aws_secret_access_key="aws-canary-secret-99")
+    bot = ImageBot(model="gpt-image-2", api_key=key, aws_secret_access_key="aws-canary-secret-99")
     assert key not in repr(bot) and key not in str(bot)
     assert "aws-canary-secret-99" not in repr(bot)
     error = litellm.AuthenticationError(
-        message=f"Incorrect API key provided: {key}", llm_provider="openai", model="gpt-image-1"
+        message=f"Incorrect API key provided: {key}", llm_provider="openai", model="gpt-image-2"
     )
     mocker.patch("litellm.image_generation", side_effect=error)
     with pytest.raises(litellm.AuthenticationError) as caught:
@@ -314,7 +314,7 @@ def test_api_key_never_in_repr_or_error_text(mocker):
 
 def test_generate_takes_per_call_overrides(image_generation):
     """generate(prompt, n=2, size=...) changes this call only; the bot keeps its settings."""
-    bot = ImageBot(model="gpt-image-1", quality="low")
+    bot = ImageBot(model="gpt-image-2", quality="low")
     bot.generate("A fox", n=2, size="1536x1024", background="transparent")
     sent = image_generation.call_args.kwargs
     assert (sent["n"], sent["size"], sent["background"], sent["quality"]) == (2, "1536x1024", "transparent", "low")
@@ -326,6 +326,6 @@ def test_generate_takes_per_call_overrides(image_generation):
 
 
 def test_repr_leaves_out_what_the_model_is_never_sent():
-    """gpt-image-1 is never sent response_format, so its repr does not show one; dall-e-3's does."""
-    assert "response_format" not in repr(ImageBot(model="gpt-image-1"))
+    """gpt-image-2 is never sent response_format, so its repr does not show one; dall-e-3's does."""
+    assert "response_format" not in repr(ImageBot(model="gpt-image-2"))
     assert "response_format='url'" in repr(quiet_bot(model="dall-e-3"))

@@ -22,7 +22,7 @@ from tests.fakes import JPEG, PNG, WEBP, b64, tagged
 
 
 def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": "sk-test", **kwargs})
+    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
 
 
 def url_answer(provider, url: str) -> None:
@@ -180,7 +180,7 @@ class SlowLitellm(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, SlowLitellm())
 import llamabot as lmb
-bot = lmb.ImageBot(model="gpt-image-1", api_base={base!r}, api_key="sk-test", timeout=2)
+bot = lmb.ImageBot(model="gpt-image-2", api_base={base!r}, api_key="sk-test", timeout=2)
 print(bot.generate("A fox")[0].mime_type)
 """
 

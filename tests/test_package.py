@@ -39,7 +39,7 @@ def test_version_comes_from_the_installed_metadata():
 
 def test_import_loads_neither_litellm_nor_requests():
     """`import llamabot` stays cheap: litellm (about 2 s) and requests load on first use."""
-    code = "import sys, llamabot as lmb; lmb.ImageBot; lmb.ImageBot(model='gpt-image-1'); print(sorted(m for m in ('litellm', 'requests', 'openai', 'httpx', 'PIL', 'IPython') if m in sys.modules))"
+    code = "import sys, llamabot as lmb; lmb.ImageBot; lmb.ImageBot(model='gpt-image-2'); print(sorted(m for m in ('litellm', 'requests', 'openai', 'httpx', 'PIL', 'IPython') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -16,7 +16,7 @@ from tests.fakes import PNG, b64, tagged
 
 
 def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": "sk-test", **kwargs})
+    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
 
 
 def echo_images(provider) -> None:
@@ -190,7 +190,7 @@ def test_aiter_batch_yields_results_as_they_finish(provider):
         return Response(json.dumps(body), 200, content_type="application/json")
 
     provider.route("/images/generations", answer)
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test")
 
     async def collect():
         return [r async for r in bot.aiter_batch(["slow", "fast", "this will FAIL"], concurrency=3, save_dir="out")]

@@ -52,7 +52,7 @@ FORMATS = {
 
 
 def bot_for(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": KEY, **kwargs})
+    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": KEY, **kwargs})
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
@@ -63,7 +63,7 @@ def test_round_trip_every_format(provider, name):
     bot = bot_for(provider, imagebot_metadata=True, quality="low", background="auto")
     path = bot("A red fox in the snow")
     info = lmb.image_info(path)
-    assert info["prompt"] == "A red fox in the snow" and info["model"] == "gpt-image-1"
+    assert info["prompt"] == "A red fox in the snow" and info["model"] == "gpt-image-2"
     assert info["settings"]["quality"] == "low" and info["settings"]["background"] == "auto"
     assert info["generator"].startswith("llamabot-imagebot ") and info["created"].startswith("20")
     written = path.read_bytes() + (path.with_name(path.name + ".json").read_bytes() if name in ("gif", "svg") else b"")
@@ -86,7 +86,7 @@ def test_png_carries_a_parameters_text_chunk(provider):
     provider.gpt_image([PNG])
     path = bot_for(provider, imagebot_metadata=True)("A lighthouse at dusk")
     with Image.open(path) as img:
-        assert img.text["parameters"].startswith("A lighthouse at dusk\nModel: gpt-image-1")
+        assert img.text["parameters"].startswith("A lighthouse at dusk\nModel: gpt-image-2")
         assert json.loads(img.text["imagebot"])["prompt"] == "A lighthouse at dusk"
 
 
@@ -125,7 +125,7 @@ def test_own_options_are_not_forwarded_to_litellm(mocker):
     patched = mocker.patch(
         "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
     )
-    bot = lmb.ImageBot(model="gpt-image-1", imagebot_metadata=True, imagebot_history=False)
+    bot = lmb.ImageBot(model="gpt-image-2", imagebot_metadata=True, imagebot_history=False)
     bot("A fox")
     assert "imagebot_metadata" not in patched.call_args.kwargs and "imagebot_history" not in patched.call_args.kwargs
     assert bot.image_generation_kwargs == {}
@@ -143,7 +143,7 @@ def test_history_records_successes_and_failures(provider):
     with pytest.raises(Exception, match="nope"):
         bot("A blue fox")
     failed, done = _history.recent()
-    assert done["prompt"] == "A red fox" and done["model"] == "gpt-image-1" and done["provider"] == "openai"
+    assert done["prompt"] == "A red fox" and done["model"] == "gpt-image-2" and done["provider"] == "openai"
     assert done["outputs"] == [str(first.resolve()), str(first.with_name("a_red_fox_2.png").resolve())]
     assert done["n_images"] == 2 and done["cost"] > 0 and done["duration"] >= 0 and done["error"] is None
     assert failed["prompt"] == "A blue fox" and "nope" in failed["error"] and failed["n_images"] == 0
@@ -191,7 +191,7 @@ def test_cli_history_and_cost_commands(capsys, tmp_path):
         {
             "time": "2026-11-20T10:00:00+00:00",
             "prompt": "A red fox",
-            "model": "gpt-image-1",
+            "model": "gpt-image-2",
             "outputs": [str(image)],
             "cost": 0.04,
             "n_images": 1,
@@ -207,7 +207,7 @@ def test_cli_history_and_cost_commands(capsys, tmp_path):
         {
             "time": "2026-11-21T11:00:00+00:00",
             "prompt": "A bad one",
-            "model": "gpt-image-1",
+            "model": "gpt-image-2",
             "outputs": [],
             "error": "BadRequestError: no",
             "n_images": 0,
@@ -232,7 +232,7 @@ def test_cli_history_and_cost_commands(capsys, tmp_path):
 
     assert main(["cost", "--by", "model", "--json"]) == 0
     by_model = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert by_model["gpt-image-1"]["cost"] == pytest.approx(0.04) and by_model["gpt-image-1"]["failures"] == 1
+    assert by_model["gpt-image-2"]["cost"] == pytest.approx(0.04) and by_model["gpt-image-2"]["failures"] == 1
     assert main(["cost"]) == 0
     header, *days = capsys.readouterr().out.splitlines()
     assert header.split() == ["day", "generations", "images", "cost"]

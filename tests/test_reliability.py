@@ -41,7 +41,7 @@ def failure(status: int, **headers: str) -> tuple[int, dict, dict]:
 
 
 def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": "sk-test", **kwargs})
+    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -78,7 +78,7 @@ def test_num_retries_is_consumed_not_forwarded(mocker):
     patched = mocker.patch(
         "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
     )
-    lmb.ImageBot(model="gpt-image-1", num_retries=5)("A fox")
+    lmb.ImageBot(model="gpt-image-2", num_retries=5)("A fox")
     assert "num_retries" not in patched.call_args.kwargs
 
 
@@ -158,7 +158,7 @@ def test_openai_sdk_retries_stay_within_the_timeout(provider):
 @pytest.mark.parametrize(
     ("model", "path", "extra"),
     [
-        ("gpt-image-1", "/images/generations", {}),
+        ("gpt-image-2", "/images/generations", {}),
         ("bedrock/amazon.nova-canvas-v1:0", "/model/amazon.nova-canvas-v1:0/invoke", {"aws_region_name": "us-east-1"}),
         ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
     ],
@@ -211,8 +211,8 @@ def test_retries_stay_within_the_timeout(provider):
 @pytest.mark.parametrize(
     ("path", "model", "payload"),
     [
-        ("/images/generations", "gpt-image-1", {"created": 1, "data": []}),
-        ("/images/generations", "gpt-image-1", {"error": {"message": "rejected", "code": "content_policy_violation"}}),
+        ("/images/generations", "gpt-image-2", {"created": 1, "data": []}),
+        ("/images/generations", "gpt-image-2", {"error": {"message": "rejected", "code": "content_policy_violation"}}),
         (
             "/chat/completions",
             "openrouter/google/gemini-2.5-flash-image",
@@ -266,7 +266,7 @@ def test_canary_key_never_leaks(provider, caplog, capsys, monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bot = lmb.ImageBot(
-            model="gpt-image-1", api_base=provider.base, api_key=canary, style="vivid", response_format="b64_json"
+            model="gpt-image-2", api_base=provider.base, api_key=canary, style="vivid", response_format="b64_json"
         )
         seen += [repr(bot), str(bot), str(vars(bot).get("image_generation_kwargs"))]
         with pytest.raises(litellm.AuthenticationError) as error:
@@ -348,12 +348,12 @@ def test_users_own_openai_and_httpx_calls_are_untouched_during_an_imagebot_call(
     def users_code_inside_the_call(**kwargs):
         client = openai.OpenAI(api_key="sk-user", base_url=provider.base + "/user", max_retries=2)
         with pytest.raises(openai.InternalServerError):
-            client.images.generate(model="gpt-image-1", prompt="theirs")
+            client.images.generate(model="gpt-image-2", prompt="theirs")
         seen["body"] = httpx.get(provider.base + "/user/big.json").json()["b64_json"]
         return ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
 
     mocker.patch("litellm.image_generation", side_effect=users_code_inside_the_call)
-    lmb.ImageBot(model="gpt-image-1")("A fox")
+    lmb.ImageBot(model="gpt-image-2")("A fox")
     assert len(provider.calls("/user/images/generations")) == 3  # the SDK's max_retries=2, as the user set it
     assert seen["body"] == b64(PNG) * 4
     assert (dict(vars(httpx.Response)), dict(vars(FinalRequestOptions))) == before
@@ -411,7 +411,7 @@ def _attempt_threads() -> int:
         ),
         ("recraft/recraftv3", "/v1/images/generations", {}, 5),
         # The OpenAI SDK retries a timed-out attempt twice on its own: 3 x timeout, plus its backoff.
-        ("gpt-image-1", "/images/generations", {}, 10),
+        ("gpt-image-2", "/images/generations", {}, 10),
     ],
 )
 def test_timed_out_calls_leave_no_thread_or_connection_behind(provider, model, path, extra, grace):

@@ -90,11 +90,11 @@ def test_parse_response_keeps_every_image_revised_prompt_and_cost():
             ImageObject(b64_json=b64(JPEG)),
         ]
     )
-    images = parse_response(response, prompt="A cat", model="gpt-image-1", cost=0.04)
+    images = parse_response(response, prompt="A cat", model="gpt-image-2", cost=0.04)
     assert [i.url for i in images] == ["https://example.invalid/a.png", None]
     assert images[0].revised_prompt == "A better cat" and images[0].is_remote
     assert images[1].mime_type == "image/jpeg"
-    assert images.cost == 0.04 and images.model == "gpt-image-1" and images.prompt == "A cat"
+    assert images.cost == 0.04 and images.model == "gpt-image-2" and images.prompt == "A cat"
 
 
 def test_parse_response_accepts_plain_dicts():

@@ -83,7 +83,7 @@ def test_several_images_are_all_saved(provider):
 def test_several_images_with_save_path_go_beside_it(provider):
     """With save_path and n > 1 the others are saved next to it, never over anything."""
     provider.openai_images([PNG, PNG], as_url=False)
-    first = bot_for(provider, model="gpt-image-1", n=2)("A cat", save_path=Path("out/cat.png"))
+    first = bot_for(provider, model="gpt-image-2", n=2)("A cat", save_path=Path("out/cat.png"))
     assert first == Path("out/cat.png")
     assert sorted(p.name for p in Path("out").iterdir()) == ["cat.png", "cat_2.png"]
 
@@ -223,7 +223,7 @@ def test_result_save_writes_the_image(provider):
 def test_hostile_prompts_save_inside_the_working_folder(provider, prompt):
     """Whatever the prompt, the derived file is a single safe name in the working folder."""
     provider.openai_images([PNG], as_url=False)
-    path = bot_for(provider, model="gpt-image-1")(prompt)
+    path = bot_for(provider, model="gpt-image-2")(prompt)
     assert path.parent == Path() and path.resolve().parent == Path.cwd() and path.read_bytes() == PNG
     assert len(path.name) <= 70 and not path.name.startswith(".")
 
@@ -232,14 +232,14 @@ def test_save_path_naming_an_existing_folder_saves_inside_it(provider):
     """save_path pointing at a folder puts the image inside it under a name from the prompt."""
     provider.openai_images([PNG], as_url=False)
     Path("album").mkdir()
-    path = bot_for(provider, model="gpt-image-1")("A cat", save_path=Path("album"))
+    path = bot_for(provider, model="gpt-image-2")("A cat", save_path=Path("album"))
     assert path == Path("album/a_cat.png") and path.read_bytes() == PNG
 
 
 def test_returned_paths_are_as_named(provider):
     """One rule: the path comes back as you named it; derived names are relative to the working folder."""
     provider.gpt_image([PNG])
-    bot = bot_for(provider, model="gpt-image-1")
+    bot = bot_for(provider, model="gpt-image-2")
     assert bot("A cat") == Path("a_cat.png")
     assert bot("A cat", save_path="pics/cat.png") == Path("pics/cat.png")  # a str works as well as a Path
     assert bot.batch(["A dog"], save_dir="pics")[0] == Path("pics/a_dog.png")
@@ -250,5 +250,5 @@ def test_returned_paths_are_as_named(provider):
 def test_save_path_without_extension_gets_the_real_one(provider):
     """save_path="noext" writes noext.png, not an extensionless file."""
     provider.gpt_image([PNG])
-    path = bot_for(provider, model="gpt-image-1")("A cat", save_path="noext")
+    path = bot_for(provider, model="gpt-image-2")("A cat", save_path="noext")
     assert path == Path("noext.png") and path.read_bytes() == PNG and not Path("noext").exists()

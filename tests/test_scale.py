@@ -72,7 +72,7 @@ class Timed:
 
 
 def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-1", "api_base": provider.base, "api_key": "sk-test", **kwargs})
+    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -150,10 +150,10 @@ def test_requests_per_minute_is_checked():
     """A limit that is not a positive number is refused when the bot is made, and per call."""
     for bad in (0, -5, "fast", True):
         with pytest.raises(ValueError, match="requests_per_minute"):
-            lmb.ImageBot(model="gpt-image-1", requests_per_minute=bad)
-    bot = lmb.ImageBot(model="gpt-image-1", requests_per_minute=60)
+            lmb.ImageBot(model="gpt-image-2", requests_per_minute=bad)
+    bot = lmb.ImageBot(model="gpt-image-2", requests_per_minute=60)
     assert "requests_per_minute=60" in repr(bot)
-    assert "requests_per_minute" not in lmb.ImageBot(model="gpt-image-1").image_generation_kwargs
+    assert "requests_per_minute" not in lmb.ImageBot(model="gpt-image-2").image_generation_kwargs
 
 
 def test_a_429_pauses_the_whole_batch_lowers_concurrency_then_recovers(provider):
@@ -322,18 +322,18 @@ def test_kill_9_halfway_then_rerun_leaves_exactly_every_image(provider, capsys):
 
 
 def priced(provider) -> None:
-    """gpt-image-1 answers with usage: litellm prices each at 10 x $5e-6 + 272 x $4e-5 = $0.01093."""
+    """gpt-image-2 answers with usage: litellm prices each at 10 x $5e-6 + 272 x $3e-5 = $0.00821."""
     provider.gpt_image()
 
 
 def test_max_cost_stops_before_the_cap_and_reports_the_rest_as_not_sent(provider):
-    """Listed at $0.011 (low, 1024x1024): a $0.05 cap sends 4 of 10 prompts; 6 come back not sent."""
+    """Estimated at $0.0082 (low, 1024x1024): a $0.05 cap sends 6 of 10 prompts; 4 come back not sent."""
     priced(provider)
     bot = gpt_bot(provider, quality="low")
     results = bot.generate_batch([f"p{i}" for i in range(10)], concurrency=3, return_url=True, max_cost=0.05)
     sent = [result for result in results if not isinstance(result, Exception)]
     not_sent = [result for result in results if isinstance(result, lmb.NotSentError)]
-    assert len(provider.calls("/images/generations")) == len(sent) == 4 and len(not_sent) == 6
+    assert len(provider.calls("/images/generations")) == len(sent) == 6 and len(not_sent) == 4
     assert sum(images.cost for images in sent) <= 0.05
     assert "max_cost=$0.05" in str(not_sent[0]) and "higher max_cost" in str(not_sent[0])
 
@@ -350,8 +350,8 @@ def test_max_cost_counts_what_the_journal_says_was_spent(provider):
     priced(provider)
     bot = gpt_bot(provider, quality="low")
     bot.batch(["a", "b", "c"], save_dir="out")
-    results = bot.batch(["a", "b", "c", "d", "e"], save_dir="out", max_cost=0.045)
-    assert len(provider.calls("/images/generations")) == 4  # 3 + "d"; "e" would pass $0.045
+    results = bot.batch(["a", "b", "c", "d", "e"], save_dir="out", max_cost=0.035)
+    assert len(provider.calls("/images/generations")) == 4  # 3 + "d"; "e" would pass $0.035
     assert isinstance(results[4], lmb.NotSentError) and isinstance(results[3], Path)
 
 
@@ -368,7 +368,7 @@ def test_max_cost_with_no_known_price_learns_it_from_one_prompt(provider):
 def test_the_command_has_max_cost(provider):
     priced(provider)
     environment = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    command = [sys.executable, "-m", "llamabot", "a", "b", "c", "--quality", "low", "--max-cost", "0.02", "--json"]
+    command = [sys.executable, "-m", "llamabot", "a", "b", "c", "--quality", "low", "--max-cost", "0.012", "--json"]
     run = subprocess.run(
         [*command, "--no-history", "--api-base", provider.base], capture_output=True, text=True, env=environment
     )
@@ -382,7 +382,7 @@ def test_the_command_has_max_cost(provider):
 
 
 def test_an_imagebot_pickles_with_its_settings_and_a_fresh_pace():
-    bot = lmb.ImageBot(model="gpt-image-1", quality="low", requests_per_minute=30, api_key="sk-x", user="me")
+    bot = lmb.ImageBot(model="gpt-image-2", quality="low", requests_per_minute=30, api_key="sk-x", user="me")
     copy = pickle.loads(pickle.dumps(bot))
     assert repr(copy) == repr(bot) and copy.image_generation_kwargs == {"user": "me"}
     assert copy._throttle is not bot._throttle and copy._throttle.requests_per_minute == 30

@@ -71,11 +71,11 @@ def test_patched_kwargs_are_what_litellm_receives(mocker):
     """image_generation_kwargs_for_bot patched: its kwargs are exactly what reaches litellm."""
     mocker.patch(
         "llamabot.bot.imagebot.image_generation_kwargs_for_bot",
-        return_value={"model": "gpt-image-1", "prompt": "rewritten"},
+        return_value={"model": "gpt-image-2", "prompt": "rewritten"},
     )
     litellm_call = mocker.patch("litellm.image_generation", return_value=image_response(b64_json=b64(PNG)))
     lmb.ImageBot().generate("test prompt")
-    litellm_call.assert_called_once_with(model="gpt-image-1", prompt="rewritten")
+    litellm_call.assert_called_once_with(model="gpt-image-2", prompt="rewritten")
 
 
 def test_patched_first_image_failure_propagates(mocker):

@@ -29,7 +29,7 @@ def stored_bytes(database: Path) -> bytes:
 def test_repr_masks_secrets_at_any_depth():
     """Nested headers, bearer tokens, key-shaped values and the endpoint's credentials are masked."""
     bot = lmb.ImageBot(
-        model="gpt-image-1",
+        model="gpt-image-2",
         api_key="sk-proj-abcdefgh12345678",
         api_base="https://user:hunter22pw@gateway.example/v1?token=tok123456789",
         extra_headers={"X-Api-Key": CANARY, "X-Trace": "trace-me"},
@@ -42,9 +42,9 @@ def test_repr_masks_secrets_at_any_depth():
 
 
 def gateway_bot(provider, history: Path, **kwargs) -> lmb.ImageBot:
-    """gpt-image-1 through the fake server, with a gateway key in a header and the history on."""
+    """gpt-image-2 through the fake server, with a gateway key in a header and the history on."""
     return lmb.ImageBot(
-        model="gpt-image-1",
+        model="gpt-image-2",
         api_base=provider.base,
         api_key="sk-test-key-000000",
         extra_headers={"X-Api-Key": CANARY},
@@ -123,6 +123,6 @@ def test_command_output_and_history_never_show_the_key(provider, tmp_path):
     history = subprocess.run(
         [sys.executable, "-m", "llamabot", "history"], capture_output=True, text=True, env=env, timeout=120
     )
-    assert history.returncode == 0 and "gpt-image-1" in history.stdout
+    assert history.returncode == 0 and "gpt-image-2" in history.stdout
     for output in (run.stdout, run.stderr, history.stdout, history.stderr):
         assert CANARY not in output

@@ -65,13 +65,13 @@ def test_dalle3_revised_prompt_is_kept(provider):
 
 
 def test_gpt_image_1_with_defaults_reaches_the_server(provider):
-    """gpt-image-1: no response_format is sent, the base64 answer is saved, the cost is reported."""
+    """gpt-image-2: no response_format is sent, the base64 answer is saved, the cost is reported."""
     provider.gpt_image([PNG, WEBP])
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key="sk-test", n=2, quality="low")
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test", n=2, quality="low")
     images = bot.generate("A red fox in the snow")
     (request,) = provider.calls("/images/generations")
     assert request.json == {
-        "model": "gpt-image-1",
+        "model": "gpt-image-2",
         "prompt": "A red fox in the snow",
         "n": 2,
         "size": "1024x1024",
@@ -86,7 +86,7 @@ def test_gpt_image_options_pass_through(provider):
     """Provider options such as background and output_format reach the server untouched."""
     provider.gpt_image([PNG])
     bot = lmb.ImageBot(
-        model="gpt-image-1", api_base=provider.base, api_key="sk-test", background="transparent", output_format="png"
+        model="gpt-image-2", api_base=provider.base, api_key="sk-test", background="transparent", output_format="png"
     )
     bot("A logo", return_url=True)
     body = provider.calls("/images/generations")[0].json
@@ -195,7 +195,7 @@ def test_retired_dalle3_404_says_what_to_use(provider):
     bot = lmb.ImageBot(api_base=provider.base, api_key="sk-test")
     with pytest.raises(litellm.NotFoundError) as caught:
         bot("A cat")
-    assert any("gpt-image-1" in note for note in caught.value.__notes__)
+    assert any("gpt-image-2" in note for note in caught.value.__notes__)
     assert list(Path.cwd().iterdir()) == []
 
 
@@ -213,7 +213,7 @@ def test_provider_error_text_never_holds_the_key(provider):
         },
         status=401,
     )
-    bot = lmb.ImageBot(model="gpt-image-1", api_base=provider.base, api_key=key)
+    bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key=key)
     with pytest.raises(litellm.AuthenticationError) as caught:
         bot("A cat")
     text = str(caught.value) + repr(caught.value.args) + "\n".join(caught.value.__notes__)
@@ -222,6 +222,6 @@ def test_provider_error_text_never_holds_the_key(provider):
 
 def test_mock_response_data_uri_is_decoded_not_downloaded():
     """litellm's mock_response returns a data URI in url: it is saved without any HTTP."""
-    bot = lmb.ImageBot(model="gpt-image-1", mock_response=f"data:image/png;base64,{b64(PNG)}")
+    bot = lmb.ImageBot(model="gpt-image-2", mock_response=f"data:image/png;base64,{b64(PNG)}")
     path = bot("A cat")
     assert path.read_bytes() == PNG and path.name == "a_cat.png"

@@ -142,7 +142,11 @@ class Plan:
             from llamabot import _providers
 
             per_image = _providers.price_per_image(
-                bot.model, bot.size, bot.quality, bot.image_generation_kwargs.get("custom_llm_provider")
+                bot.model,
+                bot.size,
+                bot.quality,
+                bot.image_generation_kwargs.get("custom_llm_provider"),
+                prompt_chars=max(map(len, prompts), default=0),
             )
             price = per_image * bot.n if per_image is not None else None
         self.spending = Spending(max_cost, price, spent)

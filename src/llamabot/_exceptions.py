@@ -12,7 +12,7 @@ Provider failures keep litellm's own exception types (every one subclasses
     └── ImageSaveError (OSError)          generated images could not be written (they are on it)
 
     UserWarning
-    ├── RetiredModelWarning     kept for code that filters it; no longer emitted
+    ├── RetiredModelWarning     litellm's model table says the model is shut down, or soon will be
     ├── UnsupportedSettingWarning   a setting the model does not accept was dropped
     ├── ImageFormatWarning      saved bytes do not match the file's extension
     ├── ContentCredentialsWarning   a conversion dropped the provider's signed C2PA manifest
@@ -72,10 +72,11 @@ class RemoteError(ImageBotError):
 
 
 class RetiredModelWarning(UserWarning):
-    """The chosen model has been shut down by its provider.
+    """litellm's model table says the model was shut down, or shuts down within 30 days.
 
-    No longer emitted: a suite run with ``-W error`` must be able to build ``ImageBot()``.
-    The hint now rides on the provider's 404, as an exception note.
+    Emitted once per model per process, before its first request, naming the date and the
+    table's ``successor_model``. Never emitted when a bot is built, nor for the reference's
+    default model, so that suites run with ``-W error`` can build and call ``ImageBot()``.
     """
 
 

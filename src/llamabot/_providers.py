@@ -11,14 +11,17 @@ litellm's strict error.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import os
 import re
+import threading
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llamabot._exceptions import DependencyChangedWarning, NoImageError, UnsupportedSettingWarning
+from llamabot import _models
+from llamabot._exceptions import DependencyChangedWarning, NoImageError, RetiredModelWarning, UnsupportedSettingWarning
 from llamabot._redact import is_secret_name, redact, scrub, secrets_to_hide
 
 if TYPE_CHECKING:
@@ -38,11 +41,8 @@ CHECKED_PARAMS = (
     "web_search_options",
 )
 DOCUMENTED_DEFAULTS: dict[str, object] = {"size": "1024x1024", "n": 1, "response_format": "url"}
-RETIRED_OPENAI_MODELS = frozenset({"dall-e-2", "dall-e-3"})
-REPLACEMENT_HINT = (
-    "OpenAI shut down dall-e-2 and dall-e-3 on 2026-05-12. Use ImageBot(model='gpt-image-1') "
-    "(or 'gpt-image-1-mini', 'gpt-image-1.5'); GPT image models return base64, which ImageBot handles."
-)
+#: Names litellm >= 1.110 no longer routes (ensure_routable registers them again).
+RETIRED_OPENAI_MODELS = frozenset(_models.UNLISTED_SHUTDOWNS)
 # Which environment variable each provider reads its key from, for error hints.
 KEY_ENV_VARS = {
     "openai": "OPENAI_API_KEY",
@@ -137,12 +137,16 @@ def response_cost(response: Any, model: str) -> float | None:
 _QUALITIES = ("standard", "hd", "low", "medium", "high")
 
 
-def price_per_image(model: str, size: str, quality: str | None, custom_llm_provider: str | None = None) -> float | None:
+def price_per_image(
+    model: str, size: str, quality: str | None, custom_llm_provider: str | None = None, prompt_chars: int = 0
+) -> float | None:
     """litellm's list price for one image of ``model`` at ``size`` and ``quality``, or ``None`` if it has none.
 
     Read from ``litellm.model_cost`` (its public price table), whose image entries are keyed
     ``[provider/][quality/]WxH/model``. With no quality given, the dearest is taken: an
-    estimate that keeps a spending cap must not be low.
+    estimate that keeps a spending cap must not be low. A model priced per image token
+    (``gpt-image-2`` and later) is estimated from OpenAI's documented output tokens for the
+    size and quality, plus the prompt's text tokens (``prompt_chars`` characters).
     """
     litellm = load_litellm()
     routed = provider_of(model, custom_llm_provider)
@@ -157,7 +161,11 @@ def price_per_image(model: str, size: str, quality: str | None, custom_llm_provi
         found = found or _prices(litellm.model_cost, [f"{prefix}{dims}/{name}", f"{prefix}{name}"], pixels)
         if found:
             prices.append(max(found))
-    return max(prices) if prices else None
+    if prices:
+        return max(prices)
+    # GPT image models from gpt-image-2 on are priced per output image token only.
+    entry = _models.entry_for(litellm.model_cost, model, provider, name)
+    return _models.token_price_per_image(entry, size, quality, prompt_chars)
 
 
 def _prices(table: Mapping[str, Any], keys: list[str], pixels: int) -> list[float]:
@@ -317,9 +325,40 @@ def openai_model(model: str) -> str | None:
     return name
 
 
-def is_retired(model: str) -> bool:
-    """Whether ``model`` names one of OpenAI's shut-down DALL-E models."""
-    return openai_model(model) in RETIRED_OPENAI_MODELS
+def _today() -> datetime.date:
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def _table_entry(model: str, custom_llm_provider: str | None) -> tuple[Any, str | None, Mapping[str, Any]]:
+    """``model``'s entry in litellm's model table (or None), the name litellm routes it as, and the table."""
+    table = load_litellm().model_cost
+    routed = provider_of(model, custom_llm_provider)
+    name, provider = routed if routed else (openai_model(model), None)
+    return _models.entry_for(table, model, provider, name), name, table
+
+
+def not_found_note(model: str, custom_llm_provider: str | None = None) -> str | None:
+    """The note for a 404 on ``model``: when litellm's table says it shut down, and what succeeds it."""
+    entry, name, table = _table_entry(model, custom_llm_provider)
+    return _models.not_found_note(model, name, entry, table, _today())
+
+
+_lifecycle_lock = threading.Lock()
+_lifecycle_warned: set[str] = set()
+
+
+def warn_lifecycle(model: str, custom_llm_provider: str | None, stacklevel: int) -> None:
+    """Warn once per model per process, before its first request, when litellm's table says it is shut
+    down (or shuts down within 30 days), naming the table's successor."""
+    with _lifecycle_lock:
+        if model in _lifecycle_warned:
+            return
+        _lifecycle_warned.add(model)
+    entry, _, table = _table_entry(model, custom_llm_provider)
+    today = _today()
+    text = _models.warning_text(_models.lifecycle(model, entry, today), table, today)
+    if text:
+        warnings.warn(text, RetiredModelWarning, stacklevel=stacklevel + 1)
 
 
 # OpenAI's per-model rules for /images/generations (its published API reference);
@@ -467,6 +506,8 @@ def _rules(model: str, base_model: str | None) -> tuple[str, dict[str, Any]] | N
 
 
 RESPONSE_FORMATS = ("url", "b64_json")
+#: What GPT image models answer in (OpenAI's API reference; png is the default).
+OUTPUT_FORMATS = ("png", "jpeg", "webp", "gif", "svg")
 
 
 def check_bot_settings(
@@ -478,7 +519,7 @@ def check_bot_settings(
     :raises TypeError: For a value of the wrong type.
     """
     if not isinstance(model, str) or not model.strip():
-        msg = f"model must be a non-empty string such as 'gpt-image-1', not {model!r}."
+        msg = f"model must be a non-empty string such as 'gpt-image-2', not {model!r}."
         raise ValueError(msg)
     if size is not None and (not isinstance(size, str) or not (re.fullmatch(r"\d+[xX]\d+", size) or size == "auto")):
         msg = f"size must look like '1024x1024' (width x height) or be 'auto', not {size!r}."
@@ -515,7 +556,11 @@ def check_settings(model: str, size: str | None, quality: str | None, n: int, ex
     name, rules = found
     low, high = rules["n"]
     if not low <= n <= high:
-        hint = " (call the bot again for more, or use gpt-image-1, which takes n up to 10)" if high == 1 else ""
+        hint = (
+            " (call the bot again for more, or use a GPT image model such as gpt-image-2, which takes n up to 10)"
+            if high == 1
+            else ""
+        )
         msg = f"{name} makes {low} to {high} images per request, not n={n}{hint}."
         raise ValueError(msg.replace("1 to 1 images", "one image"))
     # gpt-image-2 takes arbitrary WIDTHxHEIGHT sizes.
@@ -531,11 +576,11 @@ def check_settings(model: str, size: str | None, quality: str | None, n: int, ex
         raise ValueError(msg)
     output_format = extra.get("output_format")
     if output_format is not None and name.startswith("gpt-image"):
-        if output_format not in ("png", "jpeg", "webp"):
-            msg = f"{name} takes output_format 'png', 'jpeg' or 'webp', not {output_format!r}."
+        if output_format not in OUTPUT_FORMATS:
+            msg = f"{name} takes output_format {', '.join(map(repr, OUTPUT_FORMATS))}, not {output_format!r}."
             raise ValueError(msg)
         if extra.get("background") == "transparent" and output_format == "jpeg":
-            msg = "A transparent background needs output_format 'png' or 'webp', not 'jpeg'."
+            msg = "A transparent background needs output_format 'png', 'webp', 'gif' or 'svg', not 'jpeg'."
             raise ValueError(msg)
     compression = extra.get("output_compression")
     if compression is not None and not (isinstance(compression, int) and 0 <= compression <= 100):
@@ -579,9 +624,10 @@ def enrich(exc: BaseException, model: str, api_key: str | None, extra: dict[str,
     text = str(exc)
     notes = getattr(exc, "__notes__", [])
     litellm = load_litellm()
-    retired = is_retired(model) and ("model_not_found" in text or isinstance(exc, litellm.NotFoundError))
-    if retired and REPLACEMENT_HINT not in notes:
-        add_note(exc, REPLACEMENT_HINT)
+    if "model_not_found" in text or isinstance(exc, litellm.NotFoundError):
+        note = not_found_note(model, extra.get("custom_llm_provider"))
+        if note and note not in notes:
+            add_note(exc, note)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, litellm.AuthenticationError) or status == 401 or "api_key" in text.lower():
         routed = provider_of(model, extra.get("custom_llm_provider"))

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
-DEFAULT_MODEL = "gpt-image-1"
-COMMANDS = ("generate", "history", "cost", "info")
+#: The model used when neither -m nor IMAGEBOT_MODEL names one: OpenAI's current GPT image model.
+DEFAULT_MODEL = "gpt-image-2"
+COMMANDS = ("generate", "history", "cost", "info", "models")
 EPILOG = """\
 examples:
   imagebot "A red fox in the snow"           (generate is the default command)
+  imagebot generate history                  a one-word prompt that is also a command's name
   imagebot "A logo" "A banner" --dir out --concurrency 2
   imagebot --from-file prompts.txt --json > results.jsonl
   echo "A lighthouse at dusk" | imagebot -
@@ -27,10 +30,12 @@ examples:
   imagebot history --where                   where the history database is
   imagebot cost --by model                   what it cost
   imagebot info a_red_fox.png                what made this file: our record and its Content Credentials
+  imagebot models openai                     image models litellm knows: status, pricing, edits
 
 Saved images carry their prompt and settings (--no-metadata to skip); each run is
 recorded in a local history (--no-history to skip; IMAGEBOT_HISTORY_DB moves it).
 
+The model is -m, else IMAGEBOT_MODEL from the environment, else gpt-image-2.
 Keys come from the provider's usual environment variable: OPENAI_API_KEY,
 AZURE_API_KEY, OPENROUTER_API_KEY, RECRAFT_API_KEY, GEMINI_API_KEY, AWS credentials…
 """
@@ -47,7 +52,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command and its subcommands: ``generate`` (the default), ``history`` and ``cost``."""
+    """The command and its subcommands: ``generate`` (the default), ``history``, ``cost``, ``info``, ``models``."""
     parser = argparse.ArgumentParser(
         prog="imagebot",
         description="Make images from text prompts with any provider litellm supports.",
@@ -55,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", metavar="{generate,history,cost,info}")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     generate = commands.add_parser(
         "generate", help="make images from prompts (the default command)", description="Make images from prompts."
     )
@@ -76,7 +81,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("file", metavar="FILE", help="a saved image")
     info.add_argument("--json", action="store_true", help="print one JSON object")
+    models = commands.add_parser(
+        "models",
+        help="the image models litellm knows: status, pricing, whether they edit",
+        description="List the image models in litellm's model table, grouped by provider: whether each is "
+        "current or shut down (and its successor), how it is priced, and whether it can edit images.",
+    )
+    models.add_argument("provider", nargs="?", metavar="PROVIDER", help="only this provider's models (e.g. openai)")
+    models.add_argument("--json", action="store_true", help="print JSON objects, one per line")
     return parser
+
+
+def models_main(args: argparse.Namespace) -> int:
+    """Print litellm's image models; exit 1 when no model matches the provider asked for."""
+    import datetime
+
+    from llamabot import _models, _providers
+
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    rows = _models.catalog(_providers.load_litellm().model_cost, today)
+    if args.provider:
+        wanted = args.provider.lower()
+        rows = [row for row in rows if row.provider.lower() == wanted or row.provider.lower().startswith(wanted + "-")]
+        if not rows:
+            known = sorted({row.provider for row in _models.catalog(_providers.load_litellm().model_cost, today)})
+            print(
+                f"imagebot: no image model of provider {args.provider!r} in litellm's model table; "
+                f"providers: {', '.join(known)}",
+                file=sys.stderr,
+            )
+            return 1
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.as_json()))
+        return 0
+    cells = [[row.model, row.status_text(), row.pricing, "yes" if row.edits else "no"] for row in rows]
+    header, *aligned = _table(["model", "status", "pricing", "edits"], cells)
+    lines = [f"  {header}"]
+    provider = None
+    for row, line in zip(rows, aligned, strict=True):
+        if row.provider != provider:
+            provider = row.provider
+            lines.append(f"{provider}:")
+        lines.append(f"  {line}")
+    print("\n".join(lines))
+    return 0
 
 
 def info_main(args: argparse.Namespace) -> int:
@@ -108,7 +157,12 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, metavar="PATH", help="save the image here (one prompt only)")
     parser.add_argument("--dir", type=Path, metavar="DIR", help="save images here under names from the prompts")
-    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"litellm model string (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help=f"litellm model string (default: IMAGEBOT_MODEL from the environment, else {DEFAULT_MODEL})",
+    )
     parser.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default: 1024x1024)")
     parser.add_argument("--quality", help="provider quality, e.g. low, medium, high, hd")
     parser.add_argument("-n", type=int, default=1, metavar="N", help="images per prompt (default: 1)")
@@ -271,10 +325,20 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # generate is the default command: `imagebot "A fox"` means `imagebot generate "A fox"`.
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        typo = mistyped_command(argv[0]) if argv else None
+        if typo is not None:
+            print(
+                f"imagebot: error: {argv[0]!r} looks like a mistyped command; did you mean `imagebot {typo}`? "
+                f"Nothing was sent. To make an image of the word, run: imagebot generate {argv[0]}",
+                file=sys.stderr,
+            )
+            return 2
         argv = ["generate", *argv]
     args = build_parser().parse_args(argv)  # exits 2 on unknown options, as argparse does
     if args.command == "info":
         return info_main(args)
+    if args.command == "models":
+        return models_main(args)
     if args.command != "generate":
         return history_main(args)
     shown = warnings.showwarning
@@ -285,6 +349,32 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
         warnings.showwarning = shown
 
 
+def mistyped_command(word: str) -> str | None:
+    """The command a one-word prompt is a close misspelling of (``histroy``), else None.
+
+    A paid request must never come from a typo; ``imagebot generate WORD`` and
+    ``imagebot -- WORD`` still send the word as a prompt.
+    """
+    if word.startswith("-") or len(word.split()) != 1:
+        return None
+    word = word.lower()
+    allowed = 1 if len(word) <= 5 else 2  # edits a typo makes: a swapped, missing, extra or wrong letter
+    distance, command = min((_edits(word, command), command) for command in COMMANDS)
+    return command if distance <= allowed else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Edit distance counting a swap of two neighbouring letters as one edit (optimal string alignment)."""
+    rows = [list(range(len(b) + 1))] + [[i] + [0] * len(b) for i in range(1, len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+    return rows[-1][-1]
+
+
 def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     try:
         prompts = collect_prompts(args, stdin)
@@ -292,7 +382,7 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
         from llamabot import ImageBot
 
         options: dict[str, Any] = {
-            "model": args.model,
+            "model": args.model or os.environ.get("IMAGEBOT_MODEL", "").strip() or DEFAULT_MODEL,
             "size": args.size,
             "quality": args.quality,
             "n": args.n,
@@ -401,3 +491,9 @@ def run() -> None:
     except KeyboardInterrupt:
         print("imagebot: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`imagebot ... | head -1`): stop quietly, as Unix tools do. stdout
+        # is pointed at /dev/null so that Python's own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe

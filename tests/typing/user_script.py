@@ -5,7 +5,7 @@ from pathlib import Path
 
 import llamabot as lmb
 
-bot = lmb.ImageBot(model="gpt-image-1", quality="low")
+bot = lmb.ImageBot(model="gpt-image-2", quality="low")
 saved: Path = bot("A red fox")
 reference: str = bot("A red fox", return_url=True)
 either = bot("A red fox", return_url=bool(saved))
@@ -20,7 +20,7 @@ info = lmb.image_info(saved)
 print(reference, also_saved, version, results, info)
 
 # Thousands of prompts: paced, resumable, capped; results as they finish.
-paced = lmb.ImageBot(model="gpt-image-1", requests_per_minute=300)
+paced = lmb.ImageBot(model="gpt-image-2", requests_per_minute=300)
 for result in paced.iter_batch(["A cat", "A dog"], 16, save_dir="out", max_cost=5.0, resume=True):
     paths: list[Path] = result.paths
     cost: float | None = result.cost

@@ -51,6 +51,20 @@ _OWN_SETTINGS = frozenset(
 )
 
 
+class _ReferenceDefault(str):
+    """The reference's default model name, told apart from the same name passed on purpose.
+
+    ``IMAGEBOT_MODEL`` replaces only this default, and only the default is never warned about
+    (suites that build ``ImageBot()`` and run with ``-W error`` must keep passing).
+    """
+
+    __slots__ = ()
+
+
+#: The API reference's default, ``dall-e-3`` (shut down by OpenAI; ``IMAGEBOT_MODEL`` picks another).
+REFERENCE_DEFAULT_MODEL = _ReferenceDefault("dall-e-3")
+
+
 class _Call:
     """One call's clock and where it is recorded (a plain class: ``typing`` would slow ``import llamabot``)."""
 
@@ -65,7 +79,9 @@ class _Call:
 class ImageBot:
     """ImageBot class for generating images.
 
-    :param model: The model to use. Defaults to "dall-e-3".
+    :param model: The model to use. Defaults to "dall-e-3" (the reference's default, which OpenAI
+        shut down), or to ``IMAGEBOT_MODEL`` from the environment when that is set, such as
+        ``IMAGEBOT_MODEL=gpt-image-2``.
     :param size: The size of the image to generate. Defaults to "1024x1024".
     :param quality: Optional quality setting for models that support it.
     :param n: The number of images to generate. Defaults to 1.
@@ -93,7 +109,7 @@ class ImageBot:
 
     def __init__(
         self,
-        model: str = "dall-e-3",
+        model: str = REFERENCE_DEFAULT_MODEL,
         size: str = "1024x1024",
         quality: Optional[str] = None,
         n: int = 1,
@@ -104,6 +120,10 @@ class ImageBot:
         timeout: int = 600,
         **image_generation_kwargs: Any,
     ) -> None:
+        if isinstance(model, _ReferenceDefault):
+            import os
+
+            model = os.environ.get("IMAGEBOT_MODEL", "").strip() or model
         self.model = model
         self.size = size
         self.quality = quality
@@ -118,8 +138,8 @@ class ImageBot:
         self.imagebot_history: Union[bool, str, Path, None] = image_generation_kwargs.pop("imagebot_history", None)
         self.requests_per_minute: Optional[float] = image_generation_kwargs.pop("requests_per_minute", None)
         self.image_generation_kwargs = image_generation_kwargs
-        # No warning for a retired default model here: suites run with -W error must be able to
-        # build ImageBot(); the hint rides on the real failure, OpenAI's 404 (_providers.enrich).
+        # No lifecycle warning here: suites run with -W error must be able to build ImageBot().
+        # It comes before a model's first request (_lifecycle_check), and the 404 carries a note.
         self._validate()
         #: The bot's pace (requests_per_minute, and the pause after a 429), shared by its copies.
         self._throttle = _new_throttle(self.requests_per_minute)
@@ -888,6 +908,7 @@ def generate_image_response(
 
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
     litellm = _providers.load_litellm()
+    _lifecycle_check(bot)
     with _providers.refined_errors(bot.model, bot.api_key, {**bot.image_generation_kwargs, "api_base": bot.api_base}):
         # Looked up at call time so that mocker.patch("litellm.image_generation") works.
         return _calls.call(
@@ -913,6 +934,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
 
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
     litellm = _providers.load_litellm()
+    _lifecycle_check(bot)
     with _providers.refined_errors(bot.model, bot.api_key, {**bot.image_generation_kwargs, "api_base": bot.api_base}):
         return await _calls.acall(
             _providers.atolerant(litellm.aimage_generation),
@@ -922,6 +944,14 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
             deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
             throttle=bot._throttle,
         )
+
+
+def _lifecycle_check(bot: ImageBot) -> None:
+    """Warn, once per model, when litellm's table says the bot's model is shut down or about to be."""
+    from llamabot import _providers
+
+    if not isinstance(bot.model, _ReferenceDefault):  # the reference's default stays silent (see the class)
+        _providers.warn_lifecycle(bot.model, bot.image_generation_kwargs.get("custom_llm_provider"), stacklevel=5)
 
 
 def first_generated_image(response: Any) -> GeneratedImage:
