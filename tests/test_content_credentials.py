@@ -13,13 +13,17 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
 
 import llamabot as lmb
+from llamabot._provenance import content_credentials
 from tests.fakes import make_image
 
 c2pa = pytest.importorskip("c2pa")
 SAMPLE = Path(__file__).parent / "data" / "c2pa" / "C.jpg"
-FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
 
@@ -108,13 +112,13 @@ def validation(path: Path) -> str:
         return json.loads(reader.json())["validation_state"]
 
 
-FORMATS_BY_SUFFIX = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+FORMATS_BY_SUFFIX = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 @pytest.mark.parametrize("metadata", [True, False])
 def test_signed_images_stay_valid_when_saved(provider, signer, fmt, metadata):
-    """PNG, JPEG and WEBP signed by the provider still validate after ImageBot saves them, metadata on or off."""
+    """Every raster format a provider signs (PNG, JPEG, WEBP, GIF) still validates after saving, metadata on or off."""
     signed = sign(signer, fmt)
     provider.gpt_image([signed])
     bot = lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test", imagebot_metadata=metadata)
@@ -166,3 +170,30 @@ def test_info_without_the_extra_says_how_to_get_it(provider, signer, monkeypatch
     monkeypatch.setitem(sys.modules, "c2pa", None)  # as if the extra were not installed
     credentials = lmb.image_info(path)["content_credentials"]
     assert credentials["present"] is True and "llamabot-imagebot[c2pa]" in credentials["note"]
+
+
+@given(
+    prefix=st.sampled_from([b"GIF89a", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"RIFF\x00\x00\x00\x00WEBP"]),
+    body=st.binary(max_size=300),
+)
+def test_the_manifest_sniff_never_raises_on_damaged_files(prefix, body):
+    """A truncated or hostile header is read as "no manifest", never an exception or a hang."""
+    data = prefix + body
+    for mime in FORMATS.values():
+        assert content_credentials(data, mime) in (True, False)
+
+
+def test_a_gif_manifest_is_found_by_its_application_extension(signer):
+    """The sniff finds GIF's ``C2PA_GIF`` block and ignores other application extensions."""
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # an animation's application extension
+
+    def after_colour_table(gif: bytes, block: bytes) -> bytes:
+        start = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+        return gif[:start] + block + gif[start:]
+
+    signed, plain = sign(signer, "GIF"), make_image("GIF")
+    assert Image.open(io.BytesIO(after_colour_table(plain, loop))).size == (8, 6)  # still well-formed
+    assert content_credentials(signed, "image/gif")
+    assert content_credentials(after_colour_table(signed, loop), "image/gif")  # found past another block
+    assert not content_credentials(plain, "image/gif")
+    assert not content_credentials(after_colour_table(plain, loop), "image/gif")

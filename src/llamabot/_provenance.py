@@ -69,7 +69,8 @@ def content_credentials(head: bytes, mime: str) -> bool:
     A manifest's hard binding hashes the file's bytes by offset, so inserting anything ahead of
     it invalidates the signature: such files get our record in a sidecar instead. The manifest
     store sits near the start in every format: a ``caBX`` chunk before PNG's image data, APP11
-    JUMBF segments before JPEG's scan, a ``C2PA`` chunk in WEBP.
+    JUMBF segments before JPEG's scan, a ``C2PA`` chunk in WEBP, a ``C2PA_GIF`` application
+    extension before GIF's first frame.
 
     :param head: The file's first bytes (the first 64 KiB are plenty).
     :param mime: The file's MIME type.
@@ -81,6 +82,8 @@ def content_credentials(head: bytes, mime: str) -> bool:
             return any(marker == 0xEB and b"jumb" in body for marker, body in _jpeg_segments(head))
         if mime == "image/webp":
             return b"C2PA" in _webp_chunk_types(head)
+        if mime == "image/gif":
+            return any(name.startswith(b"C2PA_GIF") for name in _gif_applications(head))
     except (ValueError, struct.error, IndexError):
         return False
     return False
@@ -96,6 +99,21 @@ def _png_chunk_types(data: bytes) -> list[bytes]:
             break
         position += 12 + length
     return kinds
+
+
+def _gif_applications(data: bytes) -> list[bytes]:
+    """The identifiers (and authentication codes) of a GIF's application extensions before its first frame."""
+    names: list[bytes] = []
+    packed = data[10]
+    position = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)  # header, screen, colour table
+    while position + 2 <= len(data) and data[position] == 0x21:  # an extension block
+        label, position = data[position + 1], position + 2
+        if label == 0xFF and data[position] == 11:
+            names.append(data[position + 1 : position + 12])
+        while data[position]:  # its data sub-blocks, ended by a zero length
+            position += 1 + data[position]
+        position += 1
+    return names
 
 
 def _jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
