@@ -18,6 +18,7 @@ import llamabot as lmb
 from llamabot import _providers
 from tests.fakes import PNG, b64
 
+SDK_RETRIES_OFF = {"max_retries": 0} if _providers.sdk_retries_switchable() else {}
 OPENAI_MODELS = ["dall-e-3", "dall-e-2", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst"]
 
 
@@ -91,11 +92,13 @@ def test_a_refused_documented_parameter_moves_into_the_body(mocker):
         "response_format": "url",
         "timeout": 600,
         "style": "vivid",
+        **SDK_RETRIES_OFF,
     }
     assert second == {
         "model": "dall-e-3",
         "prompt": "A cat",
         "timeout": 600,
+        **SDK_RETRIES_OFF,
         "extra_body": {"n": 1, "size": "1024x1024", "response_format": "url", "style": "vivid"},
     }
 

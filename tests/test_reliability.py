@@ -16,6 +16,7 @@ import pytest
 from werkzeug import Response
 
 import llamabot as lmb
+from llamabot import _providers
 from tests.fakes import PNG, b64
 
 OK_BODY = json.dumps({"created": 1, "data": [{"b64_json": b64(PNG)}]})
@@ -57,18 +58,106 @@ def test_transient_failures_are_retried_then_succeed(provider, status):
     assert path.read_bytes() == PNG
 
 
-@pytest.mark.parametrize(("retries", "attempts"), [(0, 3), (1, 3), (2, 3), (3, 6), (5, 6)])
-def test_openai_path_attempts_cover_num_retries_in_whole_sdk_rounds(provider, retries, attempts):
-    """The OpenAI SDK retries twice on its own and ImageBot leaves it alone: a call makes 3 attempts.
+#: Whether this litellm passes a per-call max_retries to the OpenAI SDK (1.109 and later).
+SWITCHABLE = _providers.litellm_version() >= _providers.PER_CALL_MAX_RETRIES_SINCE
 
-    ImageBot calls litellm as many times as needed to cover num_retries + 1 attempts,
-    so the default (2 retries) is exactly 3 attempts. This fails if an upgrade changes
-    how many attempts the SDK path makes.
+
+@pytest.mark.parametrize("retries", [0, 1, 2, 3, 5])
+def test_num_retries_is_the_number_of_retries_on_the_openai_path(provider, retries):
+    """num_retries + 1 requests reach the server, however many the OpenAI SDK would make on its own.
+
+    On a litellm that cannot switch the SDK's retries off (before 1.109) a call makes 3, and
+    ImageBot calls litellm as many times as needed to cover num_retries + 1 (documented).
     """
     scripted(provider, "/images/generations", [failure(500, **{"Retry-After": "0"})])
     with pytest.raises(litellm.InternalServerError):
         gpt_bot(provider, num_retries=retries)("A fox")
-    assert len(provider.calls("/images/generations")) == attempts
+    expected = retries + 1 if SWITCHABLE else -(-(retries + 1) // 3) * 3
+    assert len(provider.calls("/images/generations")) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "extra"),
+    [
+        ("gpt-image-2", "/images/generations", {}),
+        ("xai/grok-2-image", "/images/generations", {}),
+        ("azure/img-prod", "/openai/deployments/img-prod/images/generations", {"api_version": "2025-04-01-preview"}),
+        ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
+        ("recraft/recraftv3", "/v1/images/generations", {}),
+    ],
+)
+def test_no_retries_is_exactly_one_request_on_every_provider(provider, model, path, extra):
+    """num_retries=0 on a failing 503: exactly one request, whatever SDK sits under litellm."""
+    if not SWITCHABLE and model.split("/")[0] in ("gpt-image-2", "xai"):
+        pytest.skip("litellm before 1.109 cannot switch the OpenAI SDK's retries off (documented)")
+    scripted(provider, path, [failure(503, **{"Retry-After": "0"})])
+    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", num_retries=0, **extra)
+    with pytest.raises(openai.APIError):
+        bot("A fox")
+    assert len(provider.calls(path)) == 1
+
+
+def test_max_retries_zero_is_sent_to_the_openai_path(mocker):
+    """On a litellm that passes it on, ImageBot sends max_retries=0 to the SDK path, and nothing to others."""
+    from litellm.types.utils import ImageObject, ImageResponse
+
+    patched = mocker.patch(
+        "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
+    )
+    lmb.ImageBot(model="gpt-image-2").generate("A fox")
+    assert patched.call_args.kwargs.get("max_retries") == (0 if SWITCHABLE else None)
+    lmb.ImageBot(model="recraft/recraftv3").generate("A fox")
+    assert "max_retries" not in patched.call_args.kwargs
+    lmb.ImageBot(model="gpt-image-2", max_retries=1).generate("A fox")  # the user's own value is forwarded
+    assert patched.call_args.kwargs["max_retries"] == 1
+
+
+@pytest.mark.skipif(not SWITCHABLE, reason="litellm before 1.109 retries in the SDK after ImageBot gave up")
+def test_no_request_reaches_the_provider_after_a_call_has_raised(provider):
+    """4 calls that time out (timeout=1, num_retries=0): 4 requests arrive, and none after the calls raised."""
+    provider.latency = 2.5
+    scripted(provider, "/images/generations", [ok()])
+    bot = gpt_bot(provider, timeout=1, num_retries=0)
+    for _ in range(4):
+        with pytest.raises(litellm.Timeout):
+            bot("A fox")
+    raised = len(provider.calls("/images/generations"))
+    time.sleep(3)  # the SDK's own retry would come after its 1 s timeout and a backoff under 1 s
+    assert raised == 4 and len(provider.calls("/images/generations")) == 4
+
+
+@pytest.fixture
+def fresh_retry_facts():
+    """What ImageBot learned about litellm's retries this process, restored after the test."""
+    ignored = _providers._max_retries_ignored.is_set()
+    warned = set(_providers._warned)
+    _providers._max_retries_ignored.clear()
+    _providers._warned.discard("sdk-retries")
+    yield
+    _providers._warned.clear()
+    _providers._warned.update(warned)
+    (_providers._max_retries_ignored.set if ignored else _providers._max_retries_ignored.clear)()
+
+
+def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
+    """A failure whose request says the SDK retried twice, although max_retries=0 was sent: a warning once,
+    3 requests counted for that call, and the SDK's 3 attempts counted from then on."""
+    import httpx
+
+    request = httpx.Request("POST", "http://127.0.0.1/images/generations", headers={"x-stainless-retry-count": "2"})
+    error = openai.InternalServerError("boom", response=httpx.Response(500, request=request), body=None)
+    with pytest.warns(lmb.DependencyChangedWarning, match="max_retries"):
+        assert _providers.note_sdk_retries(error, {"max_retries": 0}) == 3
+    assert _providers.attempts_per_call("openai", {"max_retries": 0}) == 3
+    assert _providers.note_sdk_retries(error, {"max_retries": 0}) == 3  # no second warning (pytest would fail on it)
+
+
+@pytest.mark.skipif(SWITCHABLE, reason="this litellm passes max_retries on: nothing to warn about")
+def test_an_explicit_num_retries_on_an_old_litellm_warns_of_the_sdks_attempts(provider, fresh_retry_facts):
+    """Before litellm 1.109 the SDK path makes 3 requests a call: an explicit num_retries says so, once."""
+    scripted(provider, "/images/generations", [ok()])
+    with pytest.warns(lmb.DependencyChangedWarning, match="num_retries=0 can make 3"):
+        gpt_bot(provider, num_retries=0)("A fox")
 
 
 def test_num_retries_is_consumed_not_forwarded(mocker):
@@ -145,13 +234,21 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(provider):
     assert len(provider.calls("/v1/images/generations")) == 1
 
 
-def test_openai_sdk_retries_stay_within_the_timeout(provider):
-    """On the OpenAI path the SDK waits out Retry-After itself; the call still ends at its timeout."""
+def test_a_retry_after_beyond_the_timeout_ends_the_call_at_once(provider):
+    """A 429 asking for 30 s, with 3 s left: one request, and the call says why it stopped retrying.
+
+    Before litellm 1.109 the SDK waits out Retry-After itself: the call still ends at its timeout.
+    """
     scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "30"})])
     start = time.monotonic()
-    with pytest.raises(litellm.Timeout, match="gave up"):
-        gpt_bot(provider, timeout=3)("A fox")
-    assert time.monotonic() - start < 4.5
+    if SWITCHABLE:
+        with pytest.raises(litellm.RateLimitError) as caught:
+            gpt_bot(provider, timeout=3)("A fox")
+        assert "next wait (30.0 s) would pass the 3 s timeout" in "\n".join(getattr(caught.value, "__notes__", []))
+    else:
+        with pytest.raises(litellm.Timeout, match="gave up"):
+            gpt_bot(provider, timeout=3)("A fox")
+    assert time.monotonic() - start < 10  # 3 s at most (3 x headroom); waiting out Retry-After would be 30 s
     assert len(provider.calls("/images/generations")) == 1
 
 

@@ -1,10 +1,12 @@
-"""One image request through litellm: bounded in time, retried with backoff, attempts capped.
+"""One image request through litellm: bounded in time, retried with backoff, requests counted.
 
 litellm gives no such guarantees for images: ``num_retries`` is ignored, the OpenAI
-SDK path always retries twice on its own, bedrock's sync path ignores ``timeout``.
-So ImageBot runs the retry loop itself and waits for each attempt no longer than the
-time left. It changes nothing in litellm or the SDK: where the SDK already retries,
-ImageBot counts each of its calls as that many attempts (see ``outer_attempts``).
+SDK path retries twice on its own unless told ``max_retries=0`` (litellm 1.109 and later
+pass that on), bedrock's sync path ignores ``timeout``. So ImageBot runs the retry loop
+itself and waits for each attempt no longer than the time left. It changes nothing in
+litellm or the SDK: every request a call made counts against ``num_retries + 1``, read
+from the SDK's own retry header where it retried, so an old litellm's extra attempts are
+counted too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,16 +30,12 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 20.0
 
 
-def outer_attempts(num_retries: int, attempts_per_call: int) -> int:
-    """How many times ImageBot calls litellm so that ``num_retries + 1`` attempts are made in all.
+def requests_made(exc: BaseException, sent: Mapping[str, Any], per_call: int) -> int:
+    """How many requests a failed litellm call made: the SDK's count where it retried, else ``per_call``."""
+    from llamabot._providers import note_sdk_retries
 
-    :param num_retries: The retries asked for.
-    :param attempts_per_call: How many attempts one litellm call makes on failure (3 on
-        the OpenAI SDK path, which retries twice itself; 1 elsewhere).
-    :return: At least 1; the total is the smallest multiple of ``attempts_per_call`` that
-        covers ``num_retries + 1``.
-    """
-    return max(1, -(-(num_retries + 1) // attempts_per_call))
+    counted = note_sdk_retries(exc, sent)
+    return counted if counted is not None else per_call
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -192,13 +190,19 @@ def _budget(attempt: int, kwargs: dict[str, Any], timeout: float, deadline: floa
     return left, kwargs if attempt == 0 else {**kwargs, "timeout": left}
 
 
-def _retry_wait(attempt: int, attempts: int, exc: Exception, deadline: float, timeout: float) -> float | None:
+def _retry_wait(
+    attempt: int, made: int, attempts: int, exc: Exception, deadline: float, timeout: float
+) -> float | None:
     """Seconds to wait before retrying, or None to give up and re-raise ``exc``.
+
+    :param attempt: How many litellm calls have failed before this one (for the backoff).
+    :param made: The requests made so far, this call's included.
+    :param attempts: The requests allowed in all (``num_retries + 1``).
 
     When the time budget is what stops the retries, ``exc`` gets a note saying so.
     """
     wait = backoff(attempt, exc)
-    if attempt + 1 >= attempts or not is_transient(exc):
+    if made >= attempts or not is_transient(exc):
         return None
     if time.monotonic() + wait >= deadline:
         from llamabot._providers import add_note
@@ -206,7 +210,7 @@ def _retry_wait(attempt: int, attempts: int, exc: Exception, deadline: float, ti
         used = timeout - (deadline - time.monotonic())
         add_note(
             exc,
-            f"ImageBot stopped retrying after {attempt + 1} attempt{'s' * (attempt > 0)} in {used:.1f} s: "
+            f"ImageBot stopped retrying after {made} attempt{'s' * (made > 1)} in {used:.1f} s: "
             f"the next wait ({wait:.1f} s) would pass the {timeout:g} s timeout. Raise `timeout` to retry longer.",
         )
         return None
@@ -219,22 +223,28 @@ def call(
     *,
     timeout: float,
     attempts: int,
+    per_call: int,
     deadline: float,
     cancel: threading.Event | None = None,
     throttle: Throttle | None = None,
 ) -> Any:
-    """Call ``fn`` (``litellm.image_generation``) up to ``attempts`` times, all within ``deadline``.
+    """Call ``fn`` (``litellm.image_generation``) until it succeeds or ``attempts`` requests were made.
+
+    :param attempts: Requests allowed in all (``num_retries + 1``).
+    :param per_call: Requests one call makes on a transient failure, where the SDK does not say.
 
     With a ``throttle``, a 429 pauses everyone that shares it, and each retry waits for
     its turn in the pace (the first attempt's turn is the caller's to take).
     """
+    made = 0
     for attempt in range(attempts):
         left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
         try:
             finished, value = _run_bounded(fn, attempt_kwargs, left, cancel)
         except Exception as exc:
             _note_failure(exc, throttle)
-            wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
+            made += requests_made(exc, kwargs, per_call)
+            wait = _retry_wait(attempt, made, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             time.sleep(wait)
@@ -242,7 +252,7 @@ def call(
                 throttle.acquire(cancel, hold=False)
             continue
         if not finished:
-            raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1)
+            raise _timeout_error(kwargs.get("model", ""), timeout, made + 1)
         return value
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -253,19 +263,22 @@ async def acall(
     *,
     timeout: float,
     attempts: int,
+    per_call: int,
     deadline: float,
     throttle: Throttle | None = None,
 ) -> Any:
-    """Await ``fn`` (``litellm.aimage_generation``) up to ``attempts`` times, all within ``deadline``."""
+    """Await ``fn`` (``litellm.aimage_generation``) until it succeeds or ``attempts`` requests were made."""
+    made = 0
     for attempt in range(attempts):
         left, attempt_kwargs = _budget(attempt, kwargs, timeout, deadline)
         try:
             return await asyncio.wait_for(fn(**attempt_kwargs), left)
         except asyncio.TimeoutError:
-            raise _timeout_error(kwargs.get("model", ""), timeout, attempt + 1) from None
+            raise _timeout_error(kwargs.get("model", ""), timeout, made + 1) from None
         except Exception as exc:
             _note_failure(exc, throttle)
-            wait = _retry_wait(attempt, attempts, exc, deadline, timeout)
+            made += requests_made(exc, kwargs, per_call)
+            wait = _retry_wait(attempt, made, attempts, exc, deadline, timeout)
             if wait is None:
                 raise
             await asyncio.sleep(wait)

@@ -183,16 +183,94 @@ def _entry_price(entry: Any, pixels: int) -> float | None:
     return per_pixel * pixels if per_pixel > 0 and pixels else None
 
 
-# litellm calls these providers' image endpoints through the OpenAI SDK, which retries
-# 429, 5xx, timeouts and dropped connections twice on its own (max_retries=2) and lets
-# neither a per-call max_retries nor a passed client turn that off (litellm 1.106 to 1.110,
-# counted on a local server). Azure, though also on the SDK, makes one attempt per call.
+# litellm reaches these providers' image endpoints through the OpenAI SDK, which retries 429,
+# 5xx, timeouts and dropped connections twice on its own (max_retries=2). From litellm 1.109.0 the
+# image path hands a per-call max_retries to the SDK (read from its source): ImageBot sends 0 and
+# makes every attempt itself. 1.106 to 1.108 make 3 requests whatever is passed (counted on a local
+# server). Azure, though also on the SDK, makes one attempt per call.
 _SDK_PROVIDERS = frozenset({"openai", "xai"})
+SDK_ATTEMPTS = 3
+PER_CALL_MAX_RETRIES_SINCE = (1, 109, 0)
+#: Set when a request showed the SDK retrying although ``max_retries=0`` was sent.
+_max_retries_ignored = threading.Event()
 
 
-def attempts_per_call(provider: str | None) -> int:
-    """How many attempts one litellm image call makes on a transient failure."""
-    return 3 if provider in _SDK_PROVIDERS else 1
+def litellm_version() -> tuple[int, ...]:
+    """litellm's installed version as numbers (``(0,)`` if unknown)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("litellm")
+    except PackageNotFoundError:
+        return (0,)
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def sdk_retries_switchable() -> bool:
+    """Whether a per-call ``max_retries=0`` turns the OpenAI SDK's own retries off on this litellm."""
+    return litellm_version() >= PER_CALL_MAX_RETRIES_SINCE and not _max_retries_ignored.is_set()
+
+
+def attempts_per_call(provider: str | None, sent: Mapping[str, Any]) -> int:
+    """How many requests one litellm image call makes on a transient failure.
+
+    :param provider: The provider litellm routes to.
+    :param sent: The kwargs sent (a ``max_retries`` there is the SDK's, where litellm passes it on).
+    """
+    if provider not in _SDK_PROVIDERS:
+        return 1
+    asked = sent.get("max_retries")
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0 and sdk_retries_switchable():
+        return asked + 1
+    return SDK_ATTEMPTS
+
+
+def sdk_retry_count(exc: BaseException) -> int | None:
+    """How many times the OpenAI SDK retried before ``exc``: its ``x-stainless-retry-count`` header."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for request in (getattr(current, "request", None), getattr(getattr(current, "response", None), "request", None)):
+            try:
+                count = request.headers.get("x-stainless-retry-count") if request is not None else None
+            except Exception:  # a response object without a request raises on access
+                count = None
+            if isinstance(count, str) and count.isdigit():
+                return int(count)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def note_sdk_retries(exc: BaseException, sent: Mapping[str, Any]) -> int | None:
+    """The requests one failed call made (from the SDK's header), warning once if ``max_retries=0`` was ignored."""
+    retried = sdk_retry_count(exc)
+    if retried is None:
+        return None
+    if sent.get("max_retries") == 0 and retried > 0 and not _max_retries_ignored.is_set():
+        _max_retries_ignored.set()
+        warn_changed(
+            "a per-call max_retries on its image path (the OpenAI SDK retried although max_retries=0 was sent)",
+            f"counting the SDK's own {SDK_ATTEMPTS} attempts per call",
+        )
+    return retried + 1
+
+
+def warn_fixed_sdk_retries(provider: str | None, num_retries: int, stacklevel: int) -> None:
+    """Say, once per process, that this litellm makes 3 requests a call on the SDK path whatever is asked."""
+    if provider not in _SDK_PROVIDERS or sdk_retries_switchable() or "sdk-retries" in _warned:
+        return
+    _warned.add("sdk-retries")
+    from importlib.metadata import version
+
+    made = max(SDK_ATTEMPTS, -(-(num_retries + 1) // SDK_ATTEMPTS) * SDK_ATTEMPTS)
+    warnings.warn(
+        f"litellm {version('litellm')} cannot switch off the OpenAI SDK's own retries on the {provider} image "
+        f"path: every call makes up to {SDK_ATTEMPTS} requests, so num_retries={num_retries} can make {made}. "
+        "litellm 1.109 and later make exactly num_retries + 1: pip install -U litellm.",
+        DependencyChangedWarning,
+        stacklevel=stacklevel,
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -284,6 +362,9 @@ def request_kwargs(settings: dict[str, Any], extra: dict[str, Any]) -> tuple[dic
     kwargs = {key: value for key, value in settings.items() if value is not None}
     # num_retries is litellm's name, but its image generation ignores it: ImageBot retries.
     kwargs.update({key: value for key, value in extra.items() if key != "num_retries"})
+    routed = provider_of(kwargs["model"], extra.get("custom_llm_provider"))
+    if routed and routed[1] in _SDK_PROVIDERS and "max_retries" not in kwargs and sdk_retries_switchable():
+        kwargs["max_retries"] = 0  # every attempt is ImageBot's, so num_retries=0 is one request
     if extra.get("drop_params") is False:
         return kwargs, []
     accepted = supported_params(kwargs["model"], extra.get("custom_llm_provider"), extra.get("base_model"))

@@ -719,17 +719,18 @@ class ImageBot:
         return _provenance.describe(image, images.settings, self._provider()) if self._metadata_on() else None
 
     def _attempts(self) -> int:
-        """How many times to call litellm for ``num_retries + 1`` attempts in all."""
+        """How many requests a call may make in all: ``num_retries + 1``."""
         from llamabot import _calls, _providers
 
         retries = self.image_generation_kwargs.get("num_retries")
         if retries is None:
             retries = _calls.DEFAULT_NUM_RETRIES
+        elif not isinstance(retries, bool) and isinstance(retries, int):
+            _providers.warn_fixed_sdk_retries(self._provider(), retries, stacklevel=6)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             msg = f"num_retries must be a whole number of at least 0, not {retries!r}."
             raise ValueError(msg)
-        attempts_per_call = _providers.attempts_per_call(self._provider())
-        return _calls.outer_attempts(retries, attempts_per_call)
+        return retries + 1
 
     def _save(
         self,
@@ -916,6 +917,7 @@ def generate_image_response(
             kwargs,
             timeout=bot.timeout,
             attempts=bot._attempts(),
+            per_call=_providers.attempts_per_call(bot._provider(), kwargs),
             deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
             cancel=cancel,
             throttle=bot._throttle,
@@ -941,6 +943,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str, *, deadline: Opti
             kwargs,
             timeout=bot.timeout,
             attempts=bot._attempts(),
+            per_call=_providers.attempts_per_call(bot._provider(), kwargs),
             deadline=deadline if deadline is not None else time.monotonic() + bot.timeout,
             throttle=bot._throttle,
         )
