@@ -22,6 +22,27 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 
+class FakeClock:
+    """A clock that moves only when something sleeps on it (``advance`` moves it by hand)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def sleep(self, seconds: float, cancel: Any = None) -> None:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        self.t += max(0.0, seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
 def make_image(fmt: str = "PNG", size: tuple[int, int] = (8, 6), color: tuple[int, ...] = (200, 30, 60)) -> bytes:
     """Return a small real image in ``fmt`` (PNG, JPEG, WEBP or GIF)."""
     buffer = io.BytesIO()

@@ -101,7 +101,7 @@ def test_missing_key_names_the_environment_variable(provider):
 )
 def test_bad_usage_exits_2(args):
     """Empty prompts, unknown options, -o with several prompts, bad --set and bad settings exit 2."""
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     with pytest.raises(SystemExit) as caught:
         raise SystemExit(main(args, stdin=__import__("io").StringIO("")))
@@ -112,7 +112,7 @@ def test_output_path_flag(provider, monkeypatch):
     """-o saves where asked."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     provider.openai_images([JPEG], as_url=False)
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     assert (
         main(
@@ -139,7 +139,7 @@ def test_url_flag_prints_data_uri(provider, capsys, monkeypatch):
     """--url prints the data URI of a base64 answer, one per line."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     provider.gpt_image([PNG])
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     assert main(["A fox", "--url", "--api-base", provider.base]) == 0
     assert capsys.readouterr().out.strip() == f"data:image/png;base64,{b64(PNG)}"
@@ -151,7 +151,7 @@ def test_from_file(provider, capsys, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     echo_images(provider)
     Path("prompts.txt").write_text("first\nsecond\n")
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     assert main(["--from-file", "prompts.txt", "--no-history", "--api-base", provider.base, "--concurrency", "2"]) == 0
     # Printed as each prompt finishes, so in completion order.
@@ -170,7 +170,7 @@ def test_module_and_console_script_are_the_same_command():
 
 def test_version_and_real_subcommands_in_help(capsys):
     """--version prints the version; --help lists generate, history and cost as subcommands."""
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])
@@ -185,7 +185,7 @@ def test_version_and_real_subcommands_in_help(capsys):
 
 def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys):
     """-m picks the model; `imagebot generate PROMPT` is the same as `imagebot PROMPT`."""
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     provider.gpt_image([PNG])
@@ -196,7 +196,7 @@ def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys)
 
 def test_history_where_and_an_empty_history_that_is_not_created(tmp_path, monkeypatch, capsys):
     """history --where names the database; reading an empty history says so and creates nothing."""
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     database = tmp_path / "fresh" / "history.sqlite3"
     monkeypatch.setenv("IMAGEBOT_HISTORY_DB", str(database))
@@ -210,8 +210,8 @@ def test_history_where_and_an_empty_history_that_is_not_created(tmp_path, monkey
 
 def test_history_table_keeps_multiline_errors_on_one_row(capsys):
     """history prints a header and one row per generation, even when a stored error spans lines."""
-    from llamabot import _history
-    from llamabot.cli import main
+    from llamabot_imagebot import _history
+    from llamabot_imagebot.cli import main
 
     _history.record(
         {"time": "2026-11-20T10:00:00+00:00", "prompt": "A fox", "model": "m", "error": "Bad\nthing\thappened"}
@@ -224,7 +224,7 @@ def test_history_table_keeps_multiline_errors_on_one_row(capsys):
 
 def test_json_cost_is_each_images_share(provider, monkeypatch, capsys):
     """--json with -n 2: each line carries half the prompt's cost, so the lines sum to it."""
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     provider.gpt_image([PNG, JPEG])

@@ -15,10 +15,10 @@ import pytest
 from litellm.types.utils import ImageObject, ImageResponse
 
 import llamabot as lmb
-from llamabot import _providers
+from llamabot_imagebot import _retry, _routing
 from tests.fakes import PNG, b64
 
-SDK_RETRIES_OFF = {"max_retries": 0} if _providers.sdk_retries_switchable() else {}
+SDK_RETRIES_OFF = {"max_retries": 0} if _routing.sdk_retries_switchable() else {}
 OPENAI_MODELS = ["dall-e-3", "dall-e-2", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst"]
 
 
@@ -126,8 +126,8 @@ def fresh_lookups():
     """Forget cached parameter lookups and given warnings, before and after the test."""
 
     def reset():
-        _providers.supported_params.cache_clear()
-        _providers._warned.clear()
+        _routing.supported_params.cache_clear()
+        _routing._warned.clear()
 
     reset()
     yield
@@ -194,9 +194,8 @@ def test_cost_is_read_from_litellms_response(mocker):
 )
 def test_which_errors_are_retried(error, transient):
     """Retries follow litellm's exception classes: 429, 5xx, timeouts and network failures only."""
-    from llamabot import _calls
 
-    assert _calls.is_transient(error) is transient
+    assert _retry.is_transient(error) is transient
 
 
 def test_pyproject_range_is_the_one_ci_tests():

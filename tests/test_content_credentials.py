@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import llamabot as lmb
-from llamabot._provenance import content_credentials
+from llamabot_imagebot._provenance import content_credentials
 from tests.fakes import make_image
 
 c2pa = pytest.importorskip("c2pa")
@@ -153,7 +153,7 @@ def test_real_signed_sample_survives_and_info_prints_both_records(provider, caps
     bot = lmb.ImageBot(api_base=provider.base, api_key="sk-test", imagebot_metadata=True)
     path = bot("A sample")
     assert path.read_bytes() == sample and validation(path) == "Valid"
-    from llamabot.cli import main
+    from llamabot_imagebot.cli import main
 
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out

@@ -17,8 +17,9 @@ import litellm
 import pytest
 
 import llamabot as lmb
-from llamabot import _models, _providers
-from llamabot.cli import DEFAULT_MODEL, main
+from llamabot_imagebot import _models, _prices, _routing
+from llamabot_imagebot._settings import Settings
+from llamabot_imagebot.cli import DEFAULT_MODEL, main
 from tests.fakes import BY_OUTPUT_FORMAT, IMAGE_TOKENS, PNG, same_pixels
 
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
@@ -130,7 +131,7 @@ def test_the_404_names_the_successor_from_the_table(provider):
 
 
 def test_the_dalle_404_note_lists_current_models_from_the_table():
-    note = _providers.not_found_note("dall-e-3")
+    note = _routing.not_found_note("dall-e-3")
     assert "2026-05-12" in note
     listed = note.split("table: ")[1].rstrip(".").split(", ")
     for model in listed:
@@ -260,12 +261,14 @@ def test_gpt_image_2_has_an_estimate_from_documented_tokens():
     entry = litellm.model_cost["gpt-image-2"]
     low = _models.token_price_per_image(entry, "1024x1024", "low")
     assert low == pytest.approx(272 * entry["output_cost_per_image_token"])
-    high = _providers.price_per_image("gpt-image-2", "1024x1024", None)  # no quality: the dearest
+
+    def price(size, quality):
+        return _prices.price_per_image(Settings(model="gpt-image-2", size=size, quality=quality, n=1, timeout=600))
+
+    high = price("1024x1024", None)  # no quality: the dearest
     assert high == pytest.approx(4160 * entry["output_cost_per_image_token"])
-    assert _providers.price_per_image("gpt-image-2", "2048x2048", "high") == pytest.approx(4 * high)
-    assert _providers.price_per_image("gpt-image-2", "auto", "medium") == pytest.approx(
-        1584 * entry["output_cost_per_image_token"]
-    )
+    assert price("2048x2048", "high") == pytest.approx(4 * high)
+    assert price("auto", "medium") == pytest.approx(1584 * entry["output_cost_per_image_token"])
 
 
 @pytest.mark.wire

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 import llamabot as lmb
-from llamabot import _notebook
+from llamabot_imagebot import _notebook
 from tests.fakes import PNG, b64
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "imagebot-in-jupyter.ipynb"

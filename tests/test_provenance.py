@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import llamabot as lmb
-from llamabot import _history
-from llamabot._provenance import embed, extract
-from llamabot.cli import main
+from llamabot_imagebot import _history
+from llamabot_imagebot._provenance import embed, extract
+from llamabot_imagebot.cli import main
 from tests.fakes import GIF, JPEG, PNG, WEBP, b64, make_image, same_pixels
 
 KEY = "sk-canary-provenance-0123456789"
@@ -172,7 +172,7 @@ def test_concurrent_processes_lose_no_row(tmp_path):
     """Four processes writing 25 rows each leave exactly 100 rows."""
     database = tmp_path / "shared.sqlite3"
     code = (
-        "import sys; from llamabot import _history\n"
+        "import sys; from llamabot_imagebot import _history\n"
         "for i in range(25):\n"
         "    _history.record({'time': '2026-11-23T00:00:00+00:00', 'prompt': f'p{sys.argv[1]}-{i}', 'model': 'm',"
         " 'outputs': [f'/tmp/x{sys.argv[1]}-{i}.png'], 'cost': 0.01}, __import__('pathlib').Path(sys.argv[2]))\n"
@@ -304,7 +304,7 @@ def test_saving_twice_keeps_one_record(provider, fmt):
 
 def test_any_prompt_round_trips_exactly():
     """Non-Latin prompts survive in both PNG chunks (UTF-8 iTXt, not lossy tEXt)."""
-    from llamabot._provenance import embed
+    from llamabot_imagebot._provenance import embed
 
     prompt = "日本の猫 — café au lait ☕"
     data = embed(PNG, "image/png", {"prompt": prompt, "model": "m"})

@@ -16,7 +16,7 @@ import pytest
 from werkzeug import Response
 
 import llamabot as lmb
-from llamabot import _providers
+from llamabot_imagebot import _retry, _routing
 from tests.fakes import PNG, b64
 
 OK_BODY = json.dumps({"created": 1, "data": [{"b64_json": b64(PNG)}]})
@@ -59,7 +59,7 @@ def test_transient_failures_are_retried_then_succeed(provider, status):
 
 
 #: Whether this litellm passes a per-call max_retries to the OpenAI SDK (1.109 and later).
-SWITCHABLE = _providers.litellm_version() >= _providers.PER_CALL_MAX_RETRIES_SINCE
+SWITCHABLE = _routing.litellm_version() >= _routing.PER_CALL_MAX_RETRIES_SINCE
 
 
 @pytest.mark.parametrize("retries", [0, 1, 2, 3, 5])
@@ -129,14 +129,14 @@ def test_no_request_reaches_the_provider_after_a_call_has_raised(provider):
 @pytest.fixture
 def fresh_retry_facts():
     """What ImageBot learned about litellm's retries this process, restored after the test."""
-    ignored = _providers._max_retries_ignored.is_set()
-    warned = set(_providers._warned)
-    _providers._max_retries_ignored.clear()
-    _providers._warned.discard("sdk-retries")
+    ignored = _routing.max_retries_ignored.is_set()
+    warned = set(_routing._warned)
+    _routing.max_retries_ignored.clear()
+    _routing._warned.discard("sdk-retries")
     yield
-    _providers._warned.clear()
-    _providers._warned.update(warned)
-    (_providers._max_retries_ignored.set if ignored else _providers._max_retries_ignored.clear)()
+    _routing._warned.clear()
+    _routing._warned.update(warned)
+    (_routing.max_retries_ignored.set if ignored else _routing.max_retries_ignored.clear)()
 
 
 def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
@@ -147,9 +147,9 @@ def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
     request = httpx.Request("POST", "http://127.0.0.1/images/generations", headers={"x-stainless-retry-count": "2"})
     error = openai.InternalServerError("boom", response=httpx.Response(500, request=request), body=None)
     with pytest.warns(lmb.DependencyChangedWarning, match="max_retries"):
-        assert _providers.note_sdk_retries(error, {"max_retries": 0}) == 3
-    assert _providers.attempts_per_call("openai", {"max_retries": 0}) == 3
-    assert _providers.note_sdk_retries(error, {"max_retries": 0}) == 3  # no second warning (pytest would fail on it)
+        assert _retry.requests_made(error, {"max_retries": 0}, "openai") == 3
+    assert _routing.requests_per_call("openai", {"max_retries": 0}) == 3
+    assert _retry.requests_made(error, {"max_retries": 0}, "openai") == 3  # no second warning (pytest would fail on it)
 
 
 @pytest.mark.skipif(SWITCHABLE, reason="this litellm passes max_retries on: nothing to warn about")
@@ -421,9 +421,10 @@ def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path, sign
         text=True,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out.glob(".imagebot-*.part")):
+    while time.monotonic() < deadline and not provider.calls("/files/slow"):
         time.sleep(0.05)
-    assert list(out.glob(".imagebot-*.part")), "the download never started"
+    assert provider.calls("/files/slow"), "the download never started"
+    time.sleep(0.2)
     process.send_signal(getattr(signal, signal_name))
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
@@ -465,7 +466,6 @@ def test_users_own_openai_and_httpx_calls_are_untouched_during_an_imagebot_call(
 )
 def test_unreachable_host_is_named_and_not_retried(api_base, host, reason):
     """A refused connection to this machine or an unknown host: one clear note naming the host, no retries."""
-    from llamabot import _calls
 
     bot = lmb.ImageBot(model="recraft/recraftv3", api_base=api_base, api_key="k-secret-value-123", timeout=20)
     start = time.monotonic()
@@ -474,7 +474,7 @@ def test_unreachable_host_is_named_and_not_retried(api_base, host, reason):
     assert time.monotonic() - start < 5  # no backoff rounds
     (note,) = [n for n in caught.value.__notes__ if n.startswith("Could not connect")]
     assert host in note and reason in note and "k-secret-value-123" not in note
-    assert not _calls.is_transient(caught.value)
+    assert not _retry.is_transient(caught.value)
 
 
 def _connections_to(port: int) -> int:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from litellm.types.utils import ImageObject, ImageResponse
 
 from llamabot import InvalidImageError, NoImageError
-from llamabot._formats import DataURI, decode_base64, slugify, sniff_mime
-from llamabot._response import GeneratedImage, parse_response
+from llamabot_imagebot._formats import DataURI, decode_base64, slugify, sniff_mime
+from llamabot_imagebot._response import GeneratedImage, parse_response
 from tests.fakes import GIF, JPEG, PNG, WEBP, b64
 
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'

@@ -161,12 +161,13 @@ def test_truncated_download_leaves_no_partial_file(provider):
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.invalid/x.png", "gopher://x/y"])
 def test_only_http_and_https_are_fetched(url):
     """Other schemes are refused before any I/O: such an image cannot even be made, nor fetched."""
-    from llamabot import InvalidImageError, _io
+    from llamabot import InvalidImageError
+    from llamabot_imagebot import _download
 
     with pytest.raises(InvalidImageError, match="only returns http"):
         GeneratedImage(url=url)
     with pytest.raises(ImageDownloadError, match="only http and https"):
-        _io.fetch_image(url)
+        _download.fetch_image(url)
     assert not Path("x.png").exists()
 
 

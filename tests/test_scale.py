@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from werkzeug import Response
 
 import llamabot as lmb
-from llamabot._throttle import MARGIN, WINDOW, Throttle
-from tests.fakes import b64, tagged
+from llamabot_imagebot._throttle import MARGIN, WINDOW, Throttle
+from tests.fakes import FakeClock, b64, tagged
 
 JOURNAL = ".imagebot-journal.jsonl"
 
@@ -96,14 +96,14 @@ def most_in_any_window(times: list[float], window: float) -> int:
 )
 def test_no_60_second_window_ever_holds_more_than_the_limit(limit, steps, pauses):
     """Whatever the pattern of requests and 429s, the sends in any 60 s window never exceed the limit."""
-    now = [0.0]
-    throttle = Throttle(limit, clock=lambda: now[0])
+    clock = FakeClock()
+    throttle = Throttle(limit, clock=clock)
     sent = []
     for number, step in enumerate(steps):
-        now[0] += step
+        clock.advance(step)
         while (wait := throttle.delay()) > 0:
-            now[0] += wait
-        sent.append(now[0])
+            clock.advance(wait)
+        sent.append(clock.now())
         if pauses and number % 7 == 3:
             throttle.rate_limited(pauses[number % len(pauses)])
         throttle.release(ok=True)
@@ -113,13 +113,13 @@ def test_no_60_second_window_ever_holds_more_than_the_limit(limit, steps, pauses
 
 def test_a_throttle_paces_evenly_from_the_start():
     """At 120 a minute the sends are half a second apart, not a burst of 120 then a wait."""
-    now = [0.0]
-    throttle = Throttle(120, clock=lambda: now[0])
+    clock = FakeClock()
+    throttle = Throttle(120, clock=clock)
     sent = []
     for _ in range(10):
         while (wait := throttle.delay()) > 0:
-            now[0] += wait
-        sent.append(now[0])
+            clock.advance(wait)
+        sent.append(clock.now())
     assert [round(b - a, 6) for a, b in itertools.pairwise(sent)] == [0.5] * 9
 
 
@@ -136,8 +136,8 @@ def test_requests_per_minute_is_shared_by_threads_and_tasks(provider):
         return await bot.abatch(["c1", "c2", "c3"], concurrency=3, return_url=True)
 
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(bot.batch, ["a1", "a2", "a3"], 3, True)
-        second = pool.submit(bot.batch, ["b1", "b2", "b3"], 3, True)
+        first = pool.submit(lambda: bot.batch(["a1", "a2", "a3"], 3, return_url=True))
+        second = pool.submit(lambda: bot.batch(["b1", "b2", "b3"], 3, return_url=True))
         third = asyncio.run(more())
         results = first.result() + second.result() + third
     assert all(isinstance(result, str) for result in results)

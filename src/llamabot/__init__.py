@@ -1,27 +1,100 @@
-"""llamabot-imagebot: llamabot's ImageBot, a text prompt in and an image out, on litellm.
+"""``import llamabot``: llamabot's import path for llamabot-imagebot, whose code lives in ``llamabot_imagebot``.
 
-Importing this package loads neither litellm nor requests; they load on first use.
+A thin face: every name is ``llamabot_imagebot``'s own object, so ``llamabot.ImageBot is
+llamabot_imagebot.ImageBot``. This folder is shared with the real llamabot, which installs
+the same files; ``llamabot_imagebot`` is never shared, so the ``imagebot`` command and
+``import llamabot_imagebot`` keep working whichever was installed last.
 """
 
 from __future__ import annotations
 
-from llamabot._exceptions import (
-    ContentCredentialsWarning,
-    DependencyChangedWarning,
-    HistoryWarning,
-    ImageBotError,
-    ImageDownloadError,
-    ImageFormatWarning,
-    ImageSaveError,
-    InvalidImageError,
-    LlamabotConflictWarning,
-    NoImageError,
-    NotSentError,
-    RemoteError,
-    RetiredModelWarning,
-    UnsupportedSettingWarning,
+import os
+import sys
+import warnings
+
+import llamabot_imagebot
+from llamabot_imagebot import (
+    ContentCredentialsWarning as ContentCredentialsWarning,
 )
-from llamabot.bot.imagebot import ImageBot
+from llamabot_imagebot import (
+    DependencyChangedWarning as DependencyChangedWarning,
+)
+from llamabot_imagebot import (
+    FolderBusyError as FolderBusyError,
+)
+from llamabot_imagebot import (
+    HistoryWarning as HistoryWarning,
+)
+from llamabot_imagebot import (
+    ImageBotError as ImageBotError,
+)
+from llamabot_imagebot import (
+    ImageDownloadError as ImageDownloadError,
+)
+from llamabot_imagebot import (
+    ImageFormatWarning as ImageFormatWarning,
+)
+from llamabot_imagebot import (
+    ImageSaveError as ImageSaveError,
+)
+from llamabot_imagebot import (
+    InvalidImageError as InvalidImageError,
+)
+from llamabot_imagebot import (
+    JournalWarning as JournalWarning,
+)
+from llamabot_imagebot import (
+    LlamabotConflictWarning as LlamabotConflictWarning,
+)
+from llamabot_imagebot import (
+    NoImageError as NoImageError,
+)
+from llamabot_imagebot import (
+    NotSentError as NotSentError,
+)
+from llamabot_imagebot import (
+    RemoteError as RemoteError,
+)
+from llamabot_imagebot import (
+    RetiredModelWarning as RetiredModelWarning,
+)
+from llamabot_imagebot import (
+    UnknownModelError as UnknownModelError,
+)
+from llamabot_imagebot import (
+    UnsupportedSettingWarning as UnsupportedSettingWarning,
+)
+from llamabot_imagebot import __all__ as __all__
+
+#: Marks these files as llamabot-imagebot's (``imagebot --version`` reads it to tell which llamabot is installed).
+FACE_OF = "llamabot-imagebot"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from llamabot_imagebot import (
+        BatchOptions as BatchOptions,
+    )
+    from llamabot_imagebot import (
+        BatchResult as BatchResult,
+    )
+    from llamabot_imagebot import (
+        GeneratedImage as GeneratedImage,
+    )
+    from llamabot_imagebot import (
+        GeneratedImages as GeneratedImages,
+    )
+    from llamabot_imagebot import (
+        ImageBot as ImageBot,
+    )
+    from llamabot_imagebot import (
+        RefusedError as RefusedError,
+    )
+    from llamabot_imagebot import (
+        __version__ as __version__,
+    )
+    from llamabot_imagebot import (
+        image_info as image_info,
+    )
 
 
 def _other_llamabot() -> str | None:
@@ -30,9 +103,6 @@ def _other_llamabot() -> str | None:
     Found by its ``llamabot-<version>.dist-info`` folder on ``sys.path``: listing a few folders
     keeps ``import llamabot`` fast, where ``importlib.metadata`` would not.
     """
-    import os
-    import sys
-
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as names:
@@ -45,66 +115,23 @@ def _other_llamabot() -> str | None:
 
 
 if (_other := _other_llamabot()) is not None:
-    import warnings
-
     warnings.warn(
-        f"Both llamabot-imagebot and {_other.replace('llamabot-', 'llamabot ', 1)} install the `llamabot` "
-        "package; the one installed last replaced the other's files. Use separate virtual environments, "
-        "or uninstall one (pip uninstall llamabot / pip uninstall llamabot-imagebot).",
-        LlamabotConflictWarning,
+        f"Both llamabot-imagebot and {_other.replace('llamabot-', 'llamabot ', 1)} install the `llamabot` package, "
+        "and llamabot-imagebot's was installed last: the real llamabot's modules are hidden behind it. To use the "
+        "real llamabot here, run `pip install --force-reinstall --no-deps llamabot`; ImageBot then stays available "
+        "as `import llamabot_imagebot` and the `imagebot` command. Separate virtual environments avoid the clash.",
+        llamabot_imagebot.LlamabotConflictWarning,
         stacklevel=2,
     )
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    __version__: str
-    from llamabot._io import image_info
-    from llamabot._response import BatchResult, GeneratedImage, GeneratedImages
-
-# Loaded on first access: they pull in modules that `import llamabot` should not pay for.
-_LAZY = {
-    "BatchResult": "llamabot._response",
-    "GeneratedImage": "llamabot._response",
-    "GeneratedImages": "llamabot._response",
-    "image_info": "llamabot._io",
-}
-
-__all__ = [
-    "BatchResult",
-    "ContentCredentialsWarning",
-    "DependencyChangedWarning",
-    "GeneratedImage",
-    "GeneratedImages",
-    "HistoryWarning",
-    "ImageBot",
-    "ImageBotError",
-    "ImageDownloadError",
-    "ImageFormatWarning",
-    "ImageSaveError",
-    "InvalidImageError",
-    "LlamabotConflictWarning",
-    "NoImageError",
-    "NotSentError",
-    "RemoteError",
-    "RetiredModelWarning",
-    "UnsupportedSettingWarning",
-    "__version__",
-    "image_info",
-]
-
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
+    """The names ``llamabot_imagebot`` loads on first use (``ImageBot``, ``RefusedError``, …), the same objects."""
+    if name in __all__:
+        value = getattr(llamabot_imagebot, name)
+        if name != "__version__":
+            globals()[name] = value
         return value
-    # The version is read lazily: importlib.metadata costs import time nobody needs.
-    if name == "__version__":
-        from llamabot._version import version
-
-        return version()
     msg = f"module 'llamabot' has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -1,5 +1,5 @@
 """``python -m llamabot``: the ``imagebot`` command."""
 
-from llamabot.cli import run
+from llamabot_imagebot.cli import run
 
 run()

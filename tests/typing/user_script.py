@@ -27,6 +27,6 @@ for result in paced.iter_batch(["A cat", "A dog"], 16, save_dir="out", max_cost=
     if not result.ok and not result.sent:
         print("not sent:", result.error)
     print(result.index, result.prompt, paths, cost, result.resumed)
-capped = paced.batch(["A cat"], 4, False, "out", None, max_cost=1.0)
+capped = paced.batch(["A cat"], 4, save_dir="out", max_cost=1.0)
 if isinstance(capped[0], lmb.NotSentError):
     print("over the cap")

@@ -12,8 +12,14 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from datetime import datetime, timezone
 from html import escape, unescape
-from typing import Any
+
+from llamabot_imagebot._version import version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY = "imagebot"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -29,9 +35,6 @@ def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict
     :param settings: The settings sent, already free of secrets.
     :param provider: litellm's provider name.
     """
-    from llamabot._history import now
-    from llamabot._version import version
-
     return {
         "prompt": image.prompt,
         "revised_prompt": image.revised_prompt,
@@ -41,6 +44,11 @@ def describe(image: Any, settings: dict[str, Any], provider: str | None) -> dict
         "created": now(),
         "generator": f"llamabot-imagebot {version()}",
     }
+
+
+def now() -> str:
+    """The current UTC time, to the second, in ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def parameters_text(meta: dict[str, Any]) -> str:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from llamabot._redact import redact_url
+from llamabot_imagebot._provenance import now
+from llamabot_imagebot._redact import redact_url
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Iterable
+    from typing import Any
 
 ENV_PATH = "IMAGEBOT_HISTORY_DB"
 #: How long a write waits for a database another process holds locked.
@@ -44,13 +46,6 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 CREATE INDEX IF NOT EXISTS outputs_location ON outputs(location);
 """
-
-
-def now() -> str:
-    """The current UTC time, to the second, in ISO 8601."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def entry(
@@ -103,6 +98,8 @@ def default_path() -> Path:
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
+    import sqlite3
+
     path = Path(path) if path is not None else default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     # A locked database (another process writing, or a stuck one) may hold a call up for a
@@ -167,7 +164,7 @@ def record(entry: dict[str, Any], path: Path | None = None) -> int:
     return generation
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
+def _row(row: Any) -> dict[str, Any]:
     entry = dict(row)
     entry["settings"] = json.loads(entry["settings"] or "{}")
     entry["outputs"] = json.loads(entry["outputs"] or "[]")

@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llamabot._exceptions import InvalidImageError
+from llamabot_imagebot._exceptions import InvalidImageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

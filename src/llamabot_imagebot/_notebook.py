@@ -12,12 +12,14 @@ import html
 import io
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
-    from llamabot._response import GeneratedImage
+    #: A ``GeneratedImage`` (this module reads its fields and never imports the value module).
+    GeneratedImage = Any
 
 #: Images above this size are shown as a thumbnail when Pillow is installed.
 MAX_INLINE_BYTES = 512 * 1024

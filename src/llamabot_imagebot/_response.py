@@ -1,8 +1,8 @@
-"""The response value: litellm's image response as ``GeneratedImage`` values.
+"""The response values: litellm's image response as ``GeneratedImage`` values, and a batch's results.
 
 Making the values is pure (no network, no files). A value's ``save()`` and its notebook
-display are one-line delegations to ``llamabot._io`` and ``llamabot._notebook``,
-which know nothing of this module at run time (so there is no import cycle).
+display are one-line delegations to the modules that write files (``_files``, ``_download``)
+and show images (``_notebook``), which know nothing of this one.
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ import base64
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
-from llamabot._exceptions import InvalidImageError, NoImageError
-from llamabot._formats import EXTENSIONS, SNIFF_BYTES, DataURI, decode_base64, require_image
+from llamabot_imagebot import _download, _files, _notebook, _routing
+from llamabot_imagebot._exceptions import InvalidImageError, NoImageError, NotSentError
+from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, DataURI, decode_base64, require_image
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -157,15 +161,12 @@ class GeneratedImage:
         :param path: Where to write it; an existing file is replaced whole.
         :return: The path written.
         """
-        from llamabot import _io
-
-        return _io.save_image(self, Path(path))
+        source = self.data if self.data is not None else _download.stream_url(self.url or "")
+        return _files.write(source, Path(path), complete=self.data is None)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Show the image when it is a notebook cell's value (a URL by reference)."""
-        from llamabot._notebook import mimebundle
-
-        return mimebundle(self)
+        return _notebook.mimebundle(self)
 
     def _repr_png_(self) -> bytes | None:
         """PNG for notebooks, when the image (or its thumbnail) is a PNG."""
@@ -227,9 +228,7 @@ class GeneratedImages(list[GeneratedImage]):
 
     def _repr_html_(self) -> str:
         """Show every image side by side when the list is a notebook cell's value."""
-        from llamabot._notebook import gallery_html
-
-        return gallery_html(self)
+        return _notebook.gallery_html(self)
 
 
 def _items(response: Any) -> list[Any]:
@@ -249,26 +248,32 @@ def parse_response(
     model: str | None = None,
     cost: float | None = None,
     max_bytes: int | None = None,
+    start: int = 0,
+    limit: int | None = None,
 ) -> GeneratedImages:
-    """Collect every image of a litellm ``ImageResponse`` (or a look-alike).
+    """Collect the images of a litellm ``ImageResponse`` (or a look-alike).
 
     :param response: What ``litellm.image_generation`` returned.
     :param prompt: The prompt, kept on each image.
     :param model: The model, kept on each image.
     :param cost: What the response cost in USD, where known.
     :param max_bytes: The largest image accepted; base64 over it is refused before decoding.
-    :return: The images, at least one.
+    :param start: Skip the answer's first ``start`` items (the first image is read on its own).
+    :param limit: Read at most this many images.
+    :return: The images; at least one when ``start`` is 0.
     :raises NoImageError: If the response holds no image.
     :raises InvalidImageError: If an image is not one, or is over ``max_bytes``.
     """
     images = GeneratedImages(cost=cost, model=model, prompt=prompt)
-    for item in _items(response):
+    for item in _items(response)[start:]:
+        if limit is not None and len(images) >= limit:
+            break
         url, b64 = _text(_field(item, "url")), _text(_field(item, "b64_json"))
         if url or b64:
             _within(max_bytes, b64 or (url if (url or "")[:5].lower() == "data:" else None))
             revised = _text(_field(item, "revised_prompt"))
             images.append(GeneratedImage(url=url, b64_json=b64, revised_prompt=revised, prompt=prompt, model=model))
-    if not images:
+    if not images and start == 0:
         msg = f"No images found in response from {model or 'the provider'}. " + _why_empty(model)
         raise NoImageError(msg)
     return images
@@ -284,18 +289,11 @@ def _within(max_bytes: int | None, encoded: str | None) -> None:
         raise InvalidImageError(msg)
 
 
-_EMPTY_REASONS = {
-    "openrouter/": "OpenRouter's model answered with text only: it declined the prompt or could not draw it.",
-    "gemini/": "Gemini answers without an image when its safety filter blocks the prompt (finishReason SAFETY).",
-    "vertex_ai/": "Vertex answers without an image when its safety filter blocks the prompt.",
-}
-
-
 def _why_empty(model: str | None) -> str:
     """What an empty answer usually means for this provider (litellm drops the provider's own words)."""
-    for prefix, reason in _EMPTY_REASONS.items():
-        if (model or "").startswith(prefix):
-            return f"{reason} Rephrase the prompt or try again."
+    reason = _routing.fact((model or "").split("/")[0], "empty")
+    if reason:
+        return f"{reason} Rephrase the prompt or try again."
     return "The provider may have refused the prompt (content policy); rephrase it or try again."
 
 
@@ -330,8 +328,6 @@ class BatchResult:
     @property
     def sent(self) -> bool:
         """Whether it was sent to the provider in this run (not when resumed, nor when a cap kept it back)."""
-        from llamabot._exceptions import NotSentError
-
         return not self.resumed and not isinstance(self.error, NotSentError)
 
     @property

@@ -11,20 +11,28 @@ its settings only.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
+
+from llamabot_imagebot._clock import SLICE, SYSTEM, Clock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 WINDOW = 60.0
 #: Added to the window: the provider counts arrivals, which network jitter can bunch up.
 MARGIN = 0.5
 #: How long everyone waits after a 429 that did not say (no ``Retry-After``).
 DEFAULT_PAUSE = 2.0
-#: How often a waiting thread looks at a cancel flag.
-_SLICE = 0.1
+
+
+class PausedTooLong(Exception):
+    """The provider asked everyone to wait longer than a call may (its ``Retry-After``)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"paused for {seconds:.0f} s")
+        self.seconds = seconds
 
 
 class Throttle:
@@ -36,10 +44,10 @@ class Throttle:
     multiplicative decrease).
 
     :param requests_per_minute: The limit, or ``None`` for none (the 429 pause still applies).
-    :param clock: Seconds, monotonic (a parameter for tests).
+    :param clock: The time (a fake one in tests).
     """
 
-    def __init__(self, requests_per_minute: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, requests_per_minute: float | None = None, clock: Clock = SYSTEM) -> None:
         self.requests_per_minute = requests_per_minute
         self._clock = clock
         self._lock = threading.Lock()
@@ -72,14 +80,14 @@ class Throttle:
     def _try(self, hold: bool) -> tuple[float, int]:
         """``delay``, and the token of the slot taken (read under the same lock as the slot)."""
         with self._lock:
-            now = self._clock()
+            now = self._clock.now()
             ready = max(self._next, self._paused_until)
             if self.requests_per_minute and len(self._sent) >= self.requests_per_minute:
                 ready = max(ready, self._sent[0] + WINDOW + MARGIN)
             if ready > now:
                 return ready - now, self._epoch
             if hold and self._allowed is not None and self._in_flight >= self._allowed:
-                return _SLICE, self._epoch
+                return SLICE, self._epoch
             if self.requests_per_minute:
                 self._sent.append(now)
                 while len(self._sent) > self.requests_per_minute:
@@ -88,24 +96,31 @@ class Throttle:
             self._in_flight += hold
             return 0.0, self._epoch
 
-    def acquire(self, cancel: threading.Event | None = None, *, hold: bool = True) -> int:
+    def acquire(
+        self, cancel: threading.Event | None = None, *, hold: bool = True, patience: float | None = None
+    ) -> int:
         """Wait (in this thread) for a slot; ``KeyboardInterrupt`` if ``cancel`` is set meanwhile.
 
+        :param patience: The longest a 429's pause may keep this request waiting; ``PausedTooLong`` beyond.
         :return: A token for ``release``.
         """
         while (taken := self._try(hold))[0] > 0:
-            if cancel is not None:
-                if cancel.wait(min(taken[0], _SLICE)):
-                    raise KeyboardInterrupt
-            else:
-                time.sleep(taken[0])
+            self._check(patience)
+            self._clock.sleep(min(taken[0], SLICE) if cancel is not None else taken[0], cancel)
         return taken[1]
 
-    async def aacquire(self, *, hold: bool = True) -> int:
+    async def aacquire(self, *, hold: bool = True, patience: float | None = None) -> int:
         """Wait (on the event loop) for a slot; return a token for ``release``."""
         while (taken := self._try(hold))[0] > 0:
-            await asyncio.sleep(taken[0])
+            self._check(patience)
+            await self._clock.asleep(taken[0])
         return taken[1]
+
+    def _check(self, patience: float | None) -> None:
+        with self._lock:
+            left = self._paused_until - self._clock.now()
+        if patience is not None and left > patience:
+            raise PausedTooLong(left)
 
     def release(self, *, ok: bool, token: int | None = None) -> None:
         """A request taken with ``acquire`` is over; a success sent since the last 429 lets one more be in flight."""
@@ -122,7 +137,7 @@ class Throttle:
         :param retry_after: What the provider asked to wait, in seconds, if it said.
         """
         with self._lock:
-            now = self._clock()
+            now = self._clock.now()
             self._epoch += 1
             pause = DEFAULT_PAUSE if retry_after is None else retry_after
             self._paused_until = max(self._paused_until, now + pause)

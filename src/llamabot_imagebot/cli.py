@@ -7,12 +7,23 @@ failure happened, 2 for bad usage, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import io
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, TextIO
+
+import llamabot_imagebot
+from llamabot_imagebot import _history, _info, _models, _routing
+from llamabot_imagebot._version import version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 #: The model used when neither -m nor IMAGEBOT_MODEL names one: OpenAI's current GPT image model.
 DEFAULT_MODEL = "gpt-image-2"
@@ -46,8 +57,6 @@ class UsageError(Exception):
 
 
 def _version() -> str:
-    from llamabot._version import version
-
     return f"imagebot (llamabot-imagebot) {version()}"
 
 
@@ -94,17 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def models_main(args: argparse.Namespace) -> int:
     """Print litellm's image models; exit 1 when no model matches the provider asked for."""
-    import datetime
-
-    from llamabot import _models, _providers
-
     today = datetime.datetime.now(datetime.timezone.utc).date()
-    rows = _models.catalog(_providers.load_litellm().model_cost, today)
+    rows = _models.catalog(_routing.load_litellm().model_cost, today)
     if args.provider:
         wanted = args.provider.lower()
         rows = [row for row in rows if row.provider.lower() == wanted or row.provider.lower().startswith(wanted + "-")]
         if not rows:
-            known = sorted({row.provider for row in _models.catalog(_providers.load_litellm().model_cost, today)})
+            known = sorted({row.provider for row in _models.catalog(_routing.load_litellm().model_cost, today)})
             print(
                 f"imagebot: no image model of provider {args.provider!r} in litellm's model table; "
                 f"providers: {', '.join(known)}",
@@ -130,9 +135,7 @@ def models_main(args: argparse.Namespace) -> int:
 
 def info_main(args: argparse.Namespace) -> int:
     """Print what made a file; exit 1 when it carries neither record."""
-    import llamabot
-
-    found = llamabot.image_info(args.file)
+    found = _info.image_info(args.file)
     if found is None:
         print(f"imagebot: {args.file} carries no ImageBot record and no Content Credentials", file=sys.stderr)
         return 1
@@ -215,8 +218,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def history_main(args: argparse.Namespace) -> int:
     """Print the history or the costs; exit 1 when ``--path`` names a file no generation made."""
-    from llamabot import _history
-
     where = _history.default_path()
     if args.command == "history" and args.where:
         print(where)
@@ -379,7 +380,7 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     try:
         prompts = collect_prompts(args, stdin)
         extra = parse_settings(args.set)
-        from llamabot import ImageBot
+        ImageBot = llamabot_imagebot.ImageBot
 
         options: dict[str, Any] = {
             "model": args.model or os.environ.get("IMAGEBOT_MODEL", "").strip() or DEFAULT_MODEL,
@@ -398,9 +399,6 @@ def _generate(args: argparse.Namespace, stdin: TextIO) -> int:
     except (UsageError, ValueError, TypeError) as exc:
         print(f"imagebot: error: {describe(exc)}", file=sys.stderr)
         return 2
-    import contextlib
-    import io
-
     out = sys.stdout  # results go here, each as soon as its prompt is done
     failures = 0
     try:
@@ -483,8 +481,6 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    import signal
-
     signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(main())

@@ -7,9 +7,13 @@ Provider failures keep litellm's own exception types (every one subclasses
 
     ImageBotError
     ├── NoImageError (ValueError)         the provider answered, but with no image
+    ├── UnknownModelError (ValueError)    litellm does not know the model (a typo?)
     ├── InvalidImageError (ValueError)    bytes, base64 or a data URI that is not an image
     ├── ImageDownloadError (OSError)      an image URL could not be fetched
-    └── ImageSaveError (OSError)          generated images could not be written (they are on it)
+    ├── ImageSaveError (OSError)          generated images could not be written (they are on it)
+    ├── NotSentError                      a batch's spending cap kept a prompt from being sent
+    ├── FolderBusyError (RuntimeError)    another run is making a batch in the same folder
+    └── RemoteError                       an exception from a worker process that could not travel as itself
 
     UserWarning
     ├── RetiredModelWarning     litellm's model table says the model is shut down, or soon will be
@@ -18,14 +22,31 @@ Provider failures keep litellm's own exception types (every one subclasses
     ├── ContentCredentialsWarning   a conversion dropped the provider's signed C2PA manifest
     ├── HistoryWarning          a generation could not be recorded in the history
     ├── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
+    ├── JournalWarning          a batch journal held lines ImageBot did not write (skipped)
     └── LlamabotConflictWarning     the real llamabot is installed too (both own ``llamabot/``)
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs import time nobody needs at run time
     from typing import Any
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: The folders whose frames a warning skips, so that it points at the caller's own line.
+_OURS = (_HERE + os.sep, os.path.join(os.path.dirname(_HERE), "llamabot") + os.sep)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first line outside this package (the user's), however deep the call."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_OURS):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)
 
 
 class ImageBotError(Exception):
@@ -34,6 +55,10 @@ class ImageBotError(Exception):
 
 class NoImageError(ImageBotError, ValueError):
     """The provider's response holds no image (the reference's ``ValueError``)."""
+
+
+class UnknownModelError(ImageBotError, ValueError):
+    """litellm does not know the model, so it cannot route the request (raised before anything is sent)."""
 
 
 class InvalidImageError(ImageBotError, ValueError):
@@ -59,6 +84,13 @@ class NotSentError(ImageBotError):
 
     Nothing was requested or paid for it; a re-run with a higher cap sends it (prompts
     already saved are skipped).
+    """
+
+
+class FolderBusyError(ImageBotError, RuntimeError):
+    """Another run is making a batch in the same folder (it holds the folder's journal).
+
+    Two runs in one folder would pay twice for the same prompts, so the second is refused at once.
     """
 
 
@@ -98,6 +130,10 @@ class DependencyChangedWarning(UserWarning):
 
 class LlamabotConflictWarning(UserWarning):
     """The real llamabot is installed beside llamabot-imagebot: both provide the ``llamabot`` package."""
+
+
+class JournalWarning(UserWarning):
+    """A batch journal held lines ImageBot did not write, or names it will not use: they were skipped."""
 
 
 class ContentCredentialsWarning(UserWarning):

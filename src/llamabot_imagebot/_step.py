@@ -1,0 +1,417 @@
+"""The one generation step: one call's request, sent and retried, its images named, saved and recorded.
+
+A ``Generation`` is one call: a snapshot of the bot's settings, the operation (generate
+from a prompt, or edit images), its clock and deadline (set once, when its turn in the
+bot's pace comes), the kwargs it sends (built and checked once) and where it is recorded.
+What a sync and an async call share is here as plain functions; the two shells that wait
+(``send`` in a thread, ``asend`` on an event loop) only carry out the retry plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import time
+from pathlib import Path
+
+from llamabot_imagebot import _errors, _files, _history, _prices, _provenance, _retry, _routing
+from llamabot_imagebot._clock import SYSTEM, Clock
+from llamabot_imagebot._exceptions import HistoryWarning, warn
+from llamabot_imagebot._formats import numbered, slugify
+from llamabot_imagebot._response import GeneratedImage, GeneratedImages, parse_response
+from llamabot_imagebot._settings import Settings, check_prompt, history_path
+from llamabot_imagebot._throttle import PausedTooLong, Throttle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
+    import threading
+    from collections.abc import Iterator, Sequence
+    from typing import Any
+
+    from llamabot_imagebot._inputs import InputImage
+
+
+class Generate:
+    """The operation "make images from a prompt"."""
+
+    kind = "generate"
+    __slots__ = ("prompt",)
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+
+    def record(self) -> dict[str, Any]:
+        """What the history and the files say the images were made from, beside the prompt."""
+        return {}
+
+
+class Edit:
+    """The operation "change these images as the prompt says" (``mask``: where to change them)."""
+
+    kind = "edit"
+    __slots__ = ("images", "mask", "prompt")
+
+    def __init__(self, prompt: str, images: Sequence[InputImage], mask: InputImage | None = None) -> None:
+        self.prompt = prompt
+        self.images = tuple(images)
+        self.mask = mask
+
+    def record(self) -> dict[str, Any]:
+        made_from: dict[str, Any] = {"inputs": [image.sha256 for image in self.images]}
+        if self.mask is not None:
+            made_from["mask"] = self.mask.sha256
+        return made_from
+
+
+class Generation:
+    """One call: what it asks for, with what settings, by when, and what it sent.
+
+    :param settings: The bot's settings for this call (a snapshot).
+    :param operation: What to make.
+    :param throttle: The bot's pace, shared with every call on the bot.
+    :param cancel: When set (a batch's Ctrl-C), the call stops waiting.
+    :param clock: The time (a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        operation: Generate | Edit,
+        *,
+        throttle: Throttle | None = None,
+        cancel: threading.Event | None = None,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        check_prompt(settings, operation.prompt)  # before anything loads: a blank prompt fails in microseconds
+        self.settings = settings
+        self.operation = operation
+        self.throttle = throttle if throttle is not None else Throttle(settings.requests_per_minute, clock)
+        self.cancel = cancel
+        self.clock = clock
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.timeout
+        self.provider: str | None = None
+        self.sent: dict[str, Any] | None = None
+        self.dropped: list[str] = []
+        self.history = (
+            history_path(settings.history_option, _history.default_path()) if settings.history_option else None
+        )
+
+    @property
+    def prompt(self) -> str:
+        return self.operation.prompt
+
+    def prepare(self) -> None:
+        """Load litellm and check what needs it (the model is known, a key is there), once, before the turn.
+
+        litellm loads first: a turn in the pace taken during a slow import would be lost.
+        """
+        if self.provider is not None:
+            return
+        _routing.load_litellm()
+        self.provider = _routing.require_known(self.settings)
+
+    def begin(self) -> None:
+        """The turn came: the call's clock starts now (waiting in the pace is not provider time)."""
+        self.started = self.clock.now()
+        self.deadline = self.started + self.settings.timeout
+
+    def kwargs(self) -> dict[str, Any]:
+        """What goes to litellm, built and checked once per call (``dropped``: what the model refuses)."""
+        if self.sent is None:
+            self.prepare()
+            kwargs, self.dropped = _routing.generation_kwargs(self.settings, self.prompt)
+            if self.operation.kind == "edit":
+                kwargs = edit_kwargs(kwargs, self.operation)
+            self.sent = kwargs
+        return self.sent
+
+    def warn(self) -> None:
+        """Before the first request: whether litellm's table says the model is shut down, or retries cannot be kept."""
+        _routing.warn_fixed_sdk_retries(self.settings)
+        if not getattr(self.settings.model, "reference_default", False):  # the reference's default stays silent
+            _routing.warn_lifecycle(self.settings.model, self.settings.custom_llm_provider)
+
+    def plan(self, kwargs: dict[str, Any]) -> Any:
+        return _retry.plan(
+            kwargs,
+            allowed=self.settings.attempts,
+            provider=self.provider,
+            timeout=self.settings.timeout,
+            deadline=self.deadline,
+            clock=self.clock,
+            throttle=self.throttle,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The settings sent, fit to store: no prompt, model, endpoint or secret; what an edit was made from."""
+        sent = self.settings.public({k: v for k, v in (self.sent or {}).items() if k not in ("image", "mask")})
+        return {**sent, **self.operation.record()}
+
+
+def edit_kwargs(kwargs: dict[str, Any], operation: Edit) -> dict[str, Any]:
+    """The generation kwargs turned into ``litellm.image_edit``'s: the inputs as files it reads correctly."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("response_format",) or v != "url"}
+    files = [image.upload() for image in operation.images]
+    kwargs["image"] = files if len(files) > 1 else files[0]
+    if operation.mask is not None:
+        kwargs["mask"] = operation.mask.upload()
+    return kwargs
+
+
+#: The call in progress in this thread or task: llamabot's steps take only ``(bot, prompt)``,
+#: so this is how they find the call's deadline and kwargs.
+_current: contextvars.ContextVar[Generation | None] = contextvars.ContextVar("imagebot_generation", default=None)
+
+
+@contextlib.contextmanager
+def current(generation: Generation) -> Iterator[Generation]:
+    token = _current.set(generation)
+    try:
+        yield generation
+    finally:
+        _current.reset(token)
+
+
+def in_progress(prompt: str | None = None) -> Generation | None:
+    """The call in progress here (for ``prompt``, if given), if any."""
+    found = _current.get()
+    return found if found is not None and (prompt is None or found.prompt == prompt) else None
+
+
+def _patience(generation: Generation) -> float:
+    return float(generation.settings.timeout)
+
+
+def told_to_wait(generation: Generation, error: PausedTooLong) -> Exception:
+    return _errors.told_to_wait(generation.settings.model, error.seconds, generation.settings.timeout)
+
+
+# The two shells -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def turn(generation: Generation) -> Iterator[None]:
+    """A sync call's turn in the bot's pace; a failure is recorded in the history."""
+    generation.prepare()
+    try:
+        token = generation.throttle.acquire(generation.cancel, patience=_patience(generation))
+    except PausedTooLong as error:
+        raise told_to_wait(generation, error) from None
+    ok = False
+    try:
+        generation.begin()
+        yield
+        ok = True
+    except Exception as exc:
+        record(generation, None, exc)
+        raise
+    finally:
+        generation.throttle.release(ok=ok, token=token)
+
+
+@contextlib.asynccontextmanager
+async def aturn(generation: Generation) -> Any:
+    """An async call's turn in the bot's pace; a failure is recorded in the history (in a thread)."""
+    import asyncio
+
+    generation.prepare()
+    try:
+        token = await generation.throttle.aacquire(patience=_patience(generation))
+    except PausedTooLong as error:
+        raise told_to_wait(generation, error) from None
+    ok = False
+    try:
+        generation.begin()
+        yield
+        ok = True
+    except Exception as exc:
+        await asyncio.to_thread(record, generation, None, exc)
+        raise
+    finally:
+        generation.throttle.release(ok=ok, token=token)
+
+
+def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
+    """Send the request through litellm's sync function, retried, each attempt bounded by the time left."""
+    litellm = _routing.load_litellm()
+    fn = _routing.litellm_function(litellm, generation.operation.kind, asynchronous=False)
+    generation.warn()
+    cancel = generation.cancel
+
+    def attempt(action: _retry.Attempt) -> _retry.Outcome:
+        client = None
+        if generation.provider == "bedrock" and "client" not in action.kwargs:
+            client = _routing.bedrock_client(action.kwargs.get("timeout"))
+        try:
+            return _retry.bounded(fn, {**action.kwargs, **({"client": client} if client else {})}, action.wait, cancel)
+        finally:
+            if client is not None:
+                client.close()
+
+    def pause(seconds: float) -> None:
+        generation.clock.sleep(seconds, cancel)
+        generation.throttle.acquire(cancel, hold=False)
+
+    with _errors.refined(generation.settings):
+        return _retry.run(generation.plan(kwargs), attempt, pause)
+
+
+async def asend(generation: Generation, kwargs: dict[str, Any]) -> Any:
+    """Send the request through litellm's async function, without blocking the event loop."""
+    import asyncio
+
+    litellm = _routing.load_litellm()
+    fn = _routing.litellm_function(litellm, generation.operation.kind, asynchronous=True)
+    generation.warn()
+
+    async def attempt(action: _retry.Attempt) -> _retry.Outcome:
+        try:
+            return _retry.Outcome(await asyncio.wait_for(fn(**action.kwargs), action.wait))
+        except asyncio.TimeoutError:
+            return _retry.Outcome(timed_out=True)
+        except Exception as exc:
+            return _retry.Outcome(error=exc)
+
+    async def pause(seconds: float) -> None:
+        await generation.clock.asleep(seconds)
+        await generation.throttle.aacquire(hold=False)
+
+    with _errors.refined(generation.settings):
+        return await _retry.arun(generation.plan(kwargs), attempt, pause)
+
+
+# After the answer: the images, their files, the record -----------------------------------
+
+
+def images_of(generation: Generation, response: Any, first: GeneratedImage) -> GeneratedImages:
+    """Every image of the answer: ``first`` (what llamabot's step chose), then the rest, decoded once."""
+    settings = generation.settings
+    rest = parse_response(
+        response, prompt=generation.prompt, model=settings.model, max_bytes=settings.max_image_bytes, start=1
+    )
+    images = GeneratedImages(
+        [first.replace(prompt=first.prompt or generation.prompt, model=first.model or settings.model), *rest],
+        cost=_prices.response_cost(response, settings.model),
+        model=settings.model,
+        prompt=generation.prompt,
+    )
+    images.settings = generation.public()
+    return images
+
+
+class Destination:
+    """Where a call's images go: ``path`` for the first (replaced whole), or new names from ``stem`` in ``folder``.
+
+    :param save_path: The first image's path; a folder means "inside it, under a name from the prompt".
+    :param folder: The folder for names from the prompt (default: the working folder, as a relative path).
+    :param stem: The name to start from (default: the prompt's words).
+    :param replace: The names are this call's own (a resumed batch's planned names): replace what is there.
+    """
+
+    def __init__(
+        self,
+        prompt: str,
+        save_path: str | os.PathLike[str] | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        stem: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        if save_path is not None and Path(save_path).is_dir():
+            folder, save_path = save_path, None
+        self.path = Path(save_path) if save_path is not None else None
+        self.folder = Path(folder) if folder is not None else Path()
+        self.stem = stem or slugify(prompt)
+        self.replace = replace
+
+    def names(self, index: int) -> Iterator[str]:
+        """The names image ``index`` may take, in order: ``stem`` (the first image), then ``stem_2``, ``stem_3``…"""
+        stem = self.path.stem if self.path is not None else self.stem
+        return (numbered(stem, number) for number in itertools.count(index + 1))
+
+
+def save(
+    generation: Generation,
+    images: GeneratedImages,
+    sources: Sequence[Any],
+    where: Destination,
+) -> GeneratedImages:
+    """Write each image (``sources``: its bytes, as llamabot's step gave them); return them with their paths."""
+    metadata = generation.settings.metadata_on
+    saved = []
+    for index, (image, source) in enumerate(zip(images, sources, strict=True)):
+        meta = _provenance.describe(image, images.settings, generation.provider) if metadata else None
+        options = {"provenance": meta, "cancel": generation.cancel}
+        if where.path is not None and index == 0:
+            path = _files.write(source, where.path, **options)
+        elif where.replace:
+            path = _files.write(source, where.folder / next(where.names(index)), **options)
+        elif where.path is not None:
+            folder, suffix = where.path.parent, where.path.suffix or None
+            path = _files.write_new(source, folder, where.names(index), suffix=suffix, **options)
+        else:
+            path = _files.write_new(source, where.folder, where.names(index), **options)
+        saved.append(image.replace(path=path))
+    return images.replaced(saved)
+
+
+class Steps:
+    """llamabot's steps after the answer, as the caller looked them up (a test's patch takes effect).
+
+    :param first: The answer's first image (``first_generated_image``).
+    :param reference: An image's URL or data URI (``generated_image_reference``).
+    :param data: An image's bytes, what is saved (``generated_image_bytes``).
+    """
+
+    __slots__ = ("data", "first", "reference")
+
+    def __init__(self, first: Any, reference: Any, data: Any) -> None:
+        self.first, self.reference, self.data = first, reference, data
+
+
+def deliver(generation: Generation, response: Any, mode: str, where: Any, steps: Steps) -> tuple[GeneratedImages, Any]:
+    """What sync and async calls share after the answer: the images, then the reference or the files, then the record.
+
+    :param mode: ``"save"`` (files), ``"reference"`` (``return_url=True``) or ``"none"`` (``generate``).
+    """
+    images = None
+    try:
+        images = images_of(generation, response, steps.first(response))
+        result: Any = None
+        if mode == "reference":
+            result = steps.reference(images[0])
+        elif mode == "save":
+            try:
+                images = save(generation, images, [steps.data(image) for image in images], where)
+            except (OSError, ValueError) as exc:
+                unsaved = _errors.unsaved(exc, images)
+                if unsaved is exc:
+                    raise
+                raise unsaved from exc
+            result = images[0].path
+    except Exception as exc:
+        record(generation, images, exc)
+        raise
+    record(generation, images)
+    return images, result
+
+
+def record(generation: Generation, images: GeneratedImages | None, error: BaseException | None = None) -> None:
+    """Record one generation in the history, if on; a failure to record is a warning, never the call's failure."""
+    if generation.history is None:
+        return
+    entry = _history.entry(
+        generation.prompt,
+        images,
+        model=generation.settings.model,
+        provider=generation.provider,
+        settings=images.settings if images is not None else generation.public(),
+        duration=generation.clock.now() - generation.started,
+        error=None if error is None else _errors.safe_text(error, generation.settings),
+    )
+    try:
+        _history.record(entry, generation.history)
+    except Exception as exc:
+        warn(f"Could not record this generation in the history at {generation.history}: {exc}", HistoryWarning)
