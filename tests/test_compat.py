@@ -15,10 +15,10 @@ import pytest
 from litellm.types.utils import ImageObject, ImageResponse
 
 import llamabot as lmb
-from llamabot_imagebot import _retry, _routing
+from llamabot_imagebot import _retry, _routing, _transport
 from tests.fakes import PNG, b64
 
-SDK_RETRIES_OFF = {"max_retries": 0} if _routing.sdk_retries_switchable() else {}
+SDK_RETRIES_OFF = {"max_retries": 0} if _transport.sdk_retries_switchable() else {}
 OPENAI_MODELS = ["dall-e-3", "dall-e-2", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst"]
 
 

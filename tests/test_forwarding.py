@@ -11,12 +11,12 @@ from litellm.types.utils import ImageObject, ImageResponse
 
 import llamabot as lmb
 from llamabot.bot.imagebot import ImageBot
-from llamabot_imagebot import _routing
+from llamabot_imagebot import _transport
 from tests.fakes import PNG, b64
 
 #: What ImageBot adds on the OpenAI SDK path where litellm passes it on (1.109 and later):
 #: every retry is ImageBot's own, so num_retries means what it says (documented in docs/llamabot.md).
-SDK_RETRIES_OFF = {"max_retries": 0} if _routing.sdk_retries_switchable() else {}
+SDK_RETRIES_OFF = {"max_retries": 0} if _transport.sdk_retries_switchable() else {}
 
 
 def response(*items: dict) -> ImageResponse:

@@ -16,7 +16,7 @@ import pytest
 from werkzeug import Response
 
 import llamabot as lmb
-from llamabot_imagebot import _retry, _routing
+from llamabot_imagebot import _retry, _transport
 from tests.fakes import PNG, b64
 
 OK_BODY = json.dumps({"created": 1, "data": [{"b64_json": b64(PNG)}]})
@@ -59,7 +59,7 @@ def test_transient_failures_are_retried_then_succeed(provider, status):
 
 
 #: Whether this litellm passes a per-call max_retries to the OpenAI SDK (1.109 and later).
-SWITCHABLE = _routing.litellm_version() >= _routing.PER_CALL_MAX_RETRIES_SINCE
+SWITCHABLE = _transport.litellm_version() >= _transport.PER_CALL_MAX_RETRIES_SINCE
 
 
 @pytest.mark.parametrize("retries", [0, 1, 2, 3, 5])
@@ -129,14 +129,14 @@ def test_no_request_reaches_the_provider_after_a_call_has_raised(provider):
 @pytest.fixture
 def fresh_retry_facts():
     """What ImageBot learned about litellm's retries this process, restored after the test."""
-    ignored = _routing.max_retries_ignored.is_set()
-    warned = set(_routing._warned)
-    _routing.max_retries_ignored.clear()
-    _routing._warned.discard("sdk-retries")
+    ignored = _transport.max_retries_ignored.is_set()
+    warned = set(_transport._warned)
+    _transport.max_retries_ignored.clear()
+    _transport._warned.discard("sdk-retries")
     yield
-    _routing._warned.clear()
-    _routing._warned.update(warned)
-    (_routing.max_retries_ignored.set if ignored else _routing.max_retries_ignored.clear)()
+    _transport._warned.clear()
+    _transport._warned.update(warned)
+    (_transport.max_retries_ignored.set if ignored else _transport.max_retries_ignored.clear)()
 
 
 def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
@@ -148,7 +148,7 @@ def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
     error = openai.InternalServerError("boom", response=httpx.Response(500, request=request), body=None)
     with pytest.warns(lmb.DependencyChangedWarning, match="max_retries"):
         assert _retry.requests_made(error, {"max_retries": 0}, "openai") == 3
-    assert _routing.requests_per_call("openai", {"max_retries": 0}) == 3
+    assert _transport.requests_per_call("openai", {"max_retries": 0}) == 3
     assert _retry.requests_made(error, {"max_retries": 0}, "openai") == 3  # no second warning (pytest would fail on it)
 
 

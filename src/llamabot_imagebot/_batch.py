@@ -17,14 +17,15 @@ import threading
 
 from llamabot_imagebot import _errors
 from llamabot_imagebot._clock import SYSTEM, Clock
+from llamabot_imagebot._operations import Generate
 from llamabot_imagebot._plan import Plan
-from llamabot_imagebot._step import Destination, Generate, Generation
+from llamabot_imagebot._step import Destination, Generation
 from llamabot_imagebot._throttle import Throttle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
     from typing import Any
 
     from llamabot_imagebot._options import BatchOptions as BatchOptions
@@ -126,7 +127,7 @@ class Batch:
         )
 
     def remote(self, plan: Plan) -> tuple[Callable[[int], Awaitable[GeneratedImages]], Callable[[], Awaitable[Any]]]:
-        """Items on the caller's executor: the pace is kept here, at submission (a worker's copy keeps its own 429 pause)."""
+        """Items on the caller's executor: the pace is kept here, at submission (a worker keeps its own 429 pause)."""
         import asyncio
 
         assert self.executor is not None
@@ -159,7 +160,7 @@ async def drive(
     concurrency: int,
     submit: Callable[[int], Awaitable[GeneratedImages]],
     pace: Callable[[], Awaitable[Any]] | None = None,
-) -> AsyncIterator[BatchResult]:
+) -> AsyncGenerator[BatchResult, None]:
     """The one batch loop: resumed items first, then each as it finishes, then those the cap kept back."""
     import asyncio
 
@@ -175,7 +176,7 @@ async def drive(
                     if pace is not None:
                         await pace()
                     plan.sending(index)
-                    future = asyncio.ensure_future(submit(index))
+                    future: asyncio.Future[GeneratedImages] = asyncio.ensure_future(submit(index))
                     pending[future] = index
                     future.add_done_callback(finished.put_nowait)
                 if not pending:
@@ -239,7 +240,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
     waiting: concurrent.futures.Future[BatchResult] | None = None
     try:
         while True:
-            waiting = asyncio.run_coroutine_threadsafe(steps.__anext__(), loop)
+            waiting = asyncio.run_coroutine_threadsafe(_next(steps), loop)
             try:
                 result = _result(waiting)
             except StopAsyncIteration:
@@ -257,6 +258,10 @@ def run(batch: Batch) -> Iterator[BatchResult]:
         loop.close()
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _next(steps: AsyncGenerator[BatchResult, None]) -> BatchResult:
+    return await steps.__anext__()
 
 
 def _result(future: concurrent.futures.Future[BatchResult]) -> BatchResult:

@@ -10,7 +10,9 @@ back from a worker process (``RemoteError``).
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import json
 import os
 import pickle
 import re
@@ -167,14 +169,19 @@ def no_image_error(exc: BaseException, model: str) -> NoImageError | None:
 
 
 @contextlib.contextmanager
-def refined(settings: Settings) -> Iterator[None]:
-    """Around a provider call: notes added, secrets scrubbed, types kept (but ``no_image_error``'s)."""
+def refined(settings: Settings, kind: str = "generate") -> Iterator[None]:
+    """Around a provider call: notes added, secrets scrubbed, types kept, but for a refusal
+    (``RefusedError``), a missing key (``AuthenticationError``) and a 200 with an error object."""
     try:
         yield
     except Exception as exc:
         replaced = missing_key(exc, settings)
         if replaced is not None:
             raise replaced from None  # litellm's own text names no variable: nothing of it is worth keeping
+        scrub(exc, hidden_secrets(settings))
+        replaced = refusal_of(exc, settings, kind)
+        if replaced is not None:
+            raise replaced from exc
         enrich(exc, settings)
         replaced = no_image_error(exc, settings.model)
         if replaced is not None:
@@ -285,3 +292,115 @@ def refused_before(settings: Settings, reason: str) -> Exception:
         model=settings.model,
         reason=reason,
     )
+
+
+# Refusals ----------------------------------------------------------------------------------
+# What each provider sends when its safety system says no (shared/PROVIDERS.md): OpenAI a 400
+# with code "moderation_blocked" (litellm 1.110 raises a plain BadRequestError); Azure a 400
+# "content_policy_violation" naming categories in inner_error.content_filter_results; Gemini a
+# 200 whose candidate's finishReason is IMAGE_SAFETY, IMAGE_PROHIBITED_CONTENT or SAFETY, with no
+# image; Imagen (Vertex) predictions carrying raiFilteredReason.
+_REFUSAL_CODES = ("moderation_blocked", "content_policy_violation", "content_filter", "responsibleaipolicyviolation")
+_GEMINI_REFUSALS = {
+    "IMAGE_SAFETY": "output",
+    "IMAGE_PROHIBITED_CONTENT": "output",
+    "SAFETY": "unknown",
+    "PROHIBITED_CONTENT": "prompt",
+    "BLOCKLIST": "prompt",
+    "SPII": "prompt",
+}
+
+
+def _body(exc: BaseException) -> Any:
+    """The provider's error body, as a mapping where it can be had."""
+    for current in chain(exc):
+        body = getattr(current, "body", None)
+        if isinstance(body, dict):
+            return body.get("error", body)
+        text = getattr(current, "message", None) or str(current)
+        start = text.find("{")
+        if start >= 0:
+            with contextlib.suppress(ValueError, SyntaxError):
+                found = ast.literal_eval(text[start : text.rfind("}") + 1])
+                if isinstance(found, dict):
+                    return found.get("error", found)
+            with contextlib.suppress(ValueError):
+                found = json.loads(text[start : text.rfind("}") + 1])
+                if isinstance(found, dict):
+                    return found.get("error", found)
+    return None
+
+
+def refusal_of(exc: BaseException, settings: Settings, kind: str) -> Exception | None:
+    """The ``RefusedError`` for an exception that is a provider's safety refusal, else None."""
+    text = str(exc)
+    litellm = _routing.load_litellm()
+    status_code = getattr(exc, "status_code", None)
+    flagged = isinstance(exc, litellm.ContentPolicyViolationError) or any(
+        code in text.lower().replace(" ", "") for code in _REFUSAL_CODES
+    )
+    if not flagged or is_refusal(exc):
+        return None
+    body = _body(exc)
+    code = str(body.get("code") or "") if isinstance(body, dict) else ""
+    if not code and isinstance(status_code, str) and not status_code.isdigit():
+        code = status_code
+    reason = str(body.get("message") or "") if isinstance(body, dict) else ""
+    categories = _filtered_categories(body)
+    if categories:
+        reason = f"{reason} (filtered: {', '.join(categories)})".strip()
+    if not reason:
+        reason = text.split(" - ", 1)[-1][:500]
+    stage = "prompt" if kind == "generate" else ("input" if "image" in reason.lower() else "unknown")
+    return _refused(settings, stage, code or "content_policy_violation", reason)
+
+
+def _filtered_categories(body: Any) -> list[str]:
+    """Azure's ``inner_error.content_filter_results``: the categories that were filtered."""
+    if not isinstance(body, dict):
+        return []
+    inner = body.get("inner_error") or body.get("innererror") or {}
+    results = inner.get("content_filter_results") if isinstance(inner, dict) else None
+    if not isinstance(results, dict):
+        return []
+    return sorted(name for name, verdict in results.items() if isinstance(verdict, dict) and verdict.get("filtered"))
+
+
+def refusal_in_answer(answer: bytes | None, settings: Settings, kind: str) -> Exception | None:
+    """The ``RefusedError`` for a 200 answer with no image that says why (Gemini, Imagen), else None."""
+    if not answer:
+        return None
+    try:
+        body = json.loads(answer)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    feedback = body.get("promptFeedback") or {}
+    if isinstance(feedback, dict) and feedback.get("blockReason"):
+        reason = str(feedback.get("blockReasonMessage") or feedback["blockReason"])
+        return _refused(settings, "prompt", str(feedback["blockReason"]), reason)
+    for candidate in body.get("candidates") or []:
+        finish = candidate.get("finishReason") if isinstance(candidate, dict) else None
+        if finish in _GEMINI_REFUSALS:
+            message = candidate.get("finishMessage") or f"The model stopped with finishReason {finish}."
+            return _refused(settings, _GEMINI_REFUSALS[finish], finish, str(message))
+    for prediction in body.get("predictions") or []:
+        filtered = prediction.get("raiFilteredReason") if isinstance(prediction, dict) else None
+        if filtered:
+            stage = "prompt" if "prompt" in str(filtered).lower() and kind == "generate" else "output"
+            return _refused(settings, stage, "raiFilteredReason", str(filtered))
+    return None
+
+
+def _refused(settings: Settings, stage: str, code: str, reason: str) -> Exception:
+    from llamabot_imagebot._refusal import RefusedError  # heavy: it subclasses litellm's exception
+
+    reason = _redact.scrub(" ".join(reason.split()), hidden_secrets(settings))
+    provider = _routing.provider_name(settings)
+    where = {"prompt": "the prompt", "input": "an input image", "output": "the image it made"}.get(stage, "the request")
+    message = (
+        f"{provider or settings.model} refused {where} ({code}): {reason} Nothing was made, and ImageBot does not "
+        "retry a refusal: rephrase the prompt (or change the image) and try again."
+    )
+    return RefusedError(message, provider=provider, model=settings.model, stage=stage, code=code, reason=reason)

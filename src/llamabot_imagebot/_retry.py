@@ -19,7 +19,7 @@ import re
 import threading
 import time
 
-from llamabot_imagebot import _errors, _routing
+from llamabot_imagebot import _errors, _routing, _transport
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,7 +131,11 @@ def run(
     """Carry out ``plan`` in this thread: ``send`` makes an attempt, ``pause`` waits and takes a turn."""
     action = next(steps)
     while True:
-        outcome = send(action) if isinstance(action, Attempt) else pause(action.seconds)
+        outcome = None
+        if isinstance(action, Attempt):
+            outcome = send(action)
+        else:
+            pause(action.seconds)
         try:
             action = steps.send(outcome)
         except StopIteration as done:
@@ -146,7 +150,11 @@ async def arun(
     """Carry out ``plan`` on the event loop."""
     action = next(steps)
     while True:
-        outcome = await send(action) if isinstance(action, Attempt) else await pause(action.seconds)
+        outcome = None
+        if isinstance(action, Attempt):
+            outcome = await send(action)
+        else:
+            await pause(action.seconds)
         try:
             action = steps.send(outcome)
         except StopIteration as done:
@@ -195,8 +203,8 @@ def requests_made(exc: BaseException, sent: Mapping[str, Any], provider: str | N
     """How many requests a failed litellm call made: the SDK's own count where it retried, else what it makes."""
     retried = sdk_retry_count(exc)
     if retried is None:
-        return _routing.requests_per_call(provider, sent)
-    _routing.sdk_retried(retried, sent)
+        return _transport.requests_per_call(provider, sent)
+    _transport.sdk_retried(retried, sent)
     return retried + 1
 
 

@@ -15,7 +15,6 @@ import difflib
 import functools
 import inspect
 import os
-import re
 import threading
 from collections.abc import Mapping
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 #: ``hint``: how to give it credentials, for error notes;
 #: ``params``: what litellm 1.106.2's image config accepted, used only when litellm no longer says;
 #: ``sdk_retries``: litellm reaches it through the OpenAI SDK, which retries twice on its own;
+#: ``refuses_in_answer``: a refusal comes as a 200 whose reason litellm drops (read by ``_transport``);
 #: ``empty``: what an answer without an image usually means there (litellm drops the provider's words);
 #: ``edit``: what its edit endpoint takes, as litellm routes it: ``images`` (how many), ``mask``.
 PROVIDERS: dict[str, dict[str, Any]] = {
@@ -68,12 +68,14 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "keys": ("GEMINI_API_KEY",),
         "params": frozenset({"n", "size"}),
         "empty": "Gemini answers without an image when its safety filter blocks the prompt.",
+        "refuses_in_answer": True,
         "edit": {"images": 14, "mask": False, "image_bytes": 20 * 1024 * 1024},
     },
     "vertex_ai": {
         "hint": "GOOGLE_APPLICATION_CREDENTIALS (plus VERTEXAI_PROJECT and VERTEXAI_LOCATION)",
         "params": frozenset({"n", "size"}),
         "empty": "Vertex answers without an image when its safety filter blocks the prompt.",
+        "refuses_in_answer": True,
         "edit": {"images": 14, "mask": True, "image_bytes": 20 * 1024 * 1024},
     },
     "bedrock": {
@@ -256,14 +258,7 @@ def generation_kwargs(settings: Settings, prompt: str) -> tuple[dict[str, Any], 
     """
     kwargs = {key: value for key, value in settings.request(prompt).items() if value is not None}
     kwargs.update({key: value for key, value in settings.extra.items() if key != "num_retries"})
-    return with_retries_off(kwargs, settings), drop_refused(kwargs, settings)
-
-
-def with_retries_off(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Where litellm passes a per-call ``max_retries`` to the OpenAI SDK, send 0: every attempt is ImageBot's."""
-    if fact(provider_name(settings), "sdk_retries") and "max_retries" not in kwargs and sdk_retries_switchable():
-        kwargs["max_retries"] = 0
-    return kwargs
+    return kwargs, drop_refused(kwargs, settings)
 
 
 def drop_refused(kwargs: dict[str, Any], settings: Settings) -> list[str]:
@@ -281,6 +276,102 @@ def drop_refused(kwargs: dict[str, Any], settings: Settings) -> list[str]:
         if kwargs.pop(name) != _openai.DOCUMENTED_DEFAULTS.get(name, _MISSING):
             dropped.append(name)
     return dropped
+
+
+#: The OpenAI parameters litellm's edit configs check (``ImageEditOptionalRequestParams``).
+EDIT_CHECKED = (
+    "background",
+    "input_fidelity",
+    "n",
+    "output_format",
+    "quality",
+    "response_format",
+    "size",
+    "style",
+    "user",
+)
+#: What litellm and ImageBot keep to themselves: never a field of an edit's form (litellm 1.110 would
+#: send ``drop_params`` as one on the OpenAI path).
+_NOT_FORM_FIELDS = frozenset({"num_retries", "drop_params", "additional_drop_params", "max_retries"})
+
+
+def edit_config(settings: Settings, provider: str) -> Any:
+    """litellm's edit config for the settings' model, or None where litellm cannot edit with it."""
+    litellm = load_litellm()
+    name = (provider_of(settings.model, settings.custom_llm_provider) or (settings.model, provider))[0]
+    try:
+        return litellm.ProviderConfigManager.get_provider_image_edit_config(
+            model=name, provider=litellm.LlmProviders(provider)
+        )
+    except ValueError:
+        return None
+    except Exception:
+        warn_changed("the image-edit lookup ImageBot uses (ProviderConfigManager)", "trying the edit")
+        return True
+
+
+def editors() -> list[str]:
+    """The providers in ``PROVIDERS`` that litellm routes edits to."""
+    return [name for name, facts in PROVIDERS.items() if "edit" in facts]
+
+
+def check_edit(settings: Settings, provider: str, operation: Any) -> None:
+    """Refuse, before anything is sent, an edit litellm cannot route or the provider documents it refuses.
+
+    :raises ValueError: Where litellm cannot edit with this provider (naming those that can), or
+        for more images, a mask, or an image larger than the provider takes.
+    """
+    if edit_config(settings, provider) is None:
+        msg = (
+            f"litellm cannot edit images with {provider} ({settings.model}); nothing was sent. "
+            f"Providers it can edit with: {', '.join(editors())}."
+        )
+        raise ValueError(msg)
+    limits = fact(provider, "edit") or {}
+    most = limits.get("images")
+    if most is not None and len(operation.images) > most:
+        count = len(operation.images)
+        msg = f"{provider} edits with at most {most} image{'s' * (most != 1)}, not {count}; nothing was sent."
+        raise ValueError(msg)
+    if operation.mask is not None and limits.get("mask") is False:
+        with_masks = [name for name, facts in PROVIDERS.items() if facts.get("edit", {}).get("mask")]
+        msg = f"{provider} takes no mask for an edit; nothing was sent. Providers that do: {', '.join(with_masks)}."
+        raise ValueError(msg)
+    largest = limits.get("image_bytes")
+    for image in (*operation.images, *([operation.mask] if operation.mask is not None else [])):
+        if largest is not None and len(image.data) > largest:
+            msg = (
+                f"{image.name} is {len(image.data):,} bytes; {provider} takes at most {largest:,} bytes per image; "
+                "nothing was sent. Make it smaller (a lower resolution, or JPEG/WEBP)."
+            )
+            raise ValueError(msg)
+
+
+def edit_kwargs(settings: Settings, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """The kwargs for ``litellm.image_edit`` (without the inputs), and the explicit settings dropped.
+
+    The constructor's defaults (``response_format="url"``, ``size``, ``n``) are sent only where the
+    model's edit config takes them; any other extra kwarg goes to the provider as it does for
+    generation (on OpenAI and Azure, a field of the form).
+    """
+    kwargs = {key: value for key, value in settings.request(prompt).items() if value is not None}
+    kwargs.update({key: value for key, value in settings.extra.items() if key not in _NOT_FORM_FIELDS})
+    config = edit_config(settings, provider_name(settings) or "")
+    try:
+        accepted = (
+            frozenset(config.get_supported_openai_params(kwargs["model"])) if config not in (None, True) else None
+        )
+    except Exception:
+        accepted = None
+    if accepted is None or settings.extra.get("drop_params") is False:
+        return kwargs, []
+    dropped = []
+    for name in EDIT_CHECKED:
+        if kwargs.get(name) is None or name in accepted:
+            continue
+        if kwargs.pop(name) != _openai.DOCUMENTED_DEFAULTS.get(name, _MISSING):
+            dropped.append(name)
+    return kwargs, dropped
 
 
 def warn_dropped(model: str, dropped: Iterable[str]) -> None:
@@ -312,91 +403,6 @@ def body_fallback(kwargs: dict[str, Any]) -> dict[str, Any] | None:
         return None
     rest = {k: v for k, v in kwargs.items() if k not in moved}
     return {**rest, "extra_body": {**moved, **(kwargs.get("extra_body") or {})}}
-
-
-def bedrock_client(timeout: Any) -> Any:
-    """An HTTP client of litellm's own kind for one bedrock attempt, or None if litellm no longer has it.
-
-    litellm's sync bedrock image path ignores ``timeout`` (1.106 to 1.110): its shared client
-    waits as long as the server does. A client made for the attempt with its timeout, passed
-    through the public ``client=`` parameter and closed after, bounds it.
-    """
-    try:
-        from litellm.llms.custom_httpx.http_handler import HTTPHandler
-    except ImportError:
-        warn_changed(
-            "the HTTP client class ImageBot gives bedrock to bound its requests (HTTPHandler)",
-            "bedrock's own client: a timed-out attempt may finish in a background thread",
-        )
-        return None
-    return HTTPHandler(timeout=timeout)
-
-
-# The OpenAI SDK's own retries ----------------------------------------------------------
-# litellm reaches the openai and xai image endpoints through the OpenAI SDK, which retries 429,
-# 5xx, timeouts and dropped connections twice on its own (max_retries=2). From litellm 1.109.0
-# the image path hands a per-call max_retries to the SDK (read from its source): ImageBot sends 0
-# and makes every attempt itself. 1.106 to 1.108 make 3 requests whatever is passed (counted on a
-# local server). Azure, though also on the SDK, makes one attempt per call.
-SDK_ATTEMPTS = 3
-PER_CALL_MAX_RETRIES_SINCE = (1, 109, 0)
-#: Set when a request showed the SDK retrying although ``max_retries=0`` was sent.
-max_retries_ignored = threading.Event()
-
-
-@functools.lru_cache(maxsize=1)
-def litellm_version() -> tuple[int, ...]:
-    """litellm's installed version as numbers (``(0,)`` if unknown)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        text = version("litellm")
-    except PackageNotFoundError:
-        return (0,)
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-
-
-def sdk_retries_switchable() -> bool:
-    """Whether a per-call ``max_retries=0`` turns the OpenAI SDK's own retries off on this litellm."""
-    return litellm_version() >= PER_CALL_MAX_RETRIES_SINCE and not max_retries_ignored.is_set()
-
-
-def requests_per_call(provider: str | None, sent: Mapping[str, Any]) -> int:
-    """How many requests one litellm image call makes on a transient failure."""
-    if not fact(provider, "sdk_retries"):
-        return 1
-    asked = sent.get("max_retries")
-    if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0 and sdk_retries_switchable():
-        return asked + 1
-    return SDK_ATTEMPTS
-
-
-def sdk_retried(retried: int, sent: Mapping[str, Any]) -> None:
-    """The SDK's header said it retried ``retried`` times: warn once if it did so although told not to."""
-    if sent.get("max_retries") == 0 and retried > 0 and not max_retries_ignored.is_set():
-        max_retries_ignored.set()
-        warn_changed(
-            "a per-call max_retries on its image path (the OpenAI SDK retried although max_retries=0 was sent)",
-            f"counting the SDK's own {SDK_ATTEMPTS} attempts per call",
-        )
-
-
-def warn_fixed_sdk_retries(settings: Settings) -> None:
-    """Say, once per process, that this litellm makes 3 requests a call on the SDK path whatever is asked."""
-    retries = settings.extra.get("num_retries")
-    provider = provider_name(settings)
-    if retries is None or not fact(provider, "sdk_retries") or sdk_retries_switchable() or "sdk-retries" in _warned:
-        return
-    _warned.add("sdk-retries")
-    from importlib.metadata import version
-
-    made = max(SDK_ATTEMPTS, -(-(retries + 1) // SDK_ATTEMPTS) * SDK_ATTEMPTS)
-    warn(
-        f"litellm {version('litellm')} cannot switch off the OpenAI SDK's own retries on the {provider} image "
-        f"path: every call makes up to {SDK_ATTEMPTS} requests, so num_retries={retries} can make {made}. "
-        "litellm 1.109 and later make exactly num_retries + 1: pip install -U litellm.",
-        DependencyChangedWarning,
-    )
 
 
 # Lifecycles ----------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import itertools
 import time
 from pathlib import Path
 
-from llamabot_imagebot import _errors, _files, _history, _prices, _provenance, _retry, _routing
+from llamabot_imagebot import _download, _errors, _files, _history, _prices, _provenance, _retry, _routing, _transport
 from llamabot_imagebot._clock import SYSTEM, Clock
-from llamabot_imagebot._exceptions import HistoryWarning, warn
+from llamabot_imagebot._exceptions import HistoryWarning, NoImageError, warn
 from llamabot_imagebot._formats import numbered, slugify
+from llamabot_imagebot._operations import Edit, Generate, with_inputs
 from llamabot_imagebot._response import GeneratedImage, GeneratedImages, parse_response
 from llamabot_imagebot._settings import Settings, check_prompt, history_path
 from llamabot_imagebot._throttle import PausedTooLong, Throttle
@@ -29,40 +30,6 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Iterator, Sequence
     from typing import Any
-
-    from llamabot_imagebot._inputs import InputImage
-
-
-class Generate:
-    """The operation "make images from a prompt"."""
-
-    kind = "generate"
-    __slots__ = ("prompt",)
-
-    def __init__(self, prompt: str) -> None:
-        self.prompt = prompt
-
-    def record(self) -> dict[str, Any]:
-        """What the history and the files say the images were made from, beside the prompt."""
-        return {}
-
-
-class Edit:
-    """The operation "change these images as the prompt says" (``mask``: where to change them)."""
-
-    kind = "edit"
-    __slots__ = ("images", "mask", "prompt")
-
-    def __init__(self, prompt: str, images: Sequence[InputImage], mask: InputImage | None = None) -> None:
-        self.prompt = prompt
-        self.images = tuple(images)
-        self.mask = mask
-
-    def record(self) -> dict[str, Any]:
-        made_from: dict[str, Any] = {"inputs": [image.sha256 for image in self.images]}
-        if self.mask is not None:
-            made_from["mask"] = self.mask.sha256
-        return made_from
 
 
 class Generation:
@@ -95,6 +62,7 @@ class Generation:
         self.provider: str | None = None
         self.sent: dict[str, Any] | None = None
         self.dropped: list[str] = []
+        self.answer: bytes | None = None
         self.history = (
             history_path(settings.history_option, _history.default_path()) if settings.history_option else None
         )
@@ -111,7 +79,10 @@ class Generation:
         if self.provider is not None:
             return
         _routing.load_litellm()
-        self.provider = _routing.require_known(self.settings)
+        provider = _routing.require_known(self.settings)
+        if isinstance(self.operation, Edit):
+            _routing.check_edit(self.settings, provider, self.operation)
+        self.provider = provider
 
     def begin(self) -> None:
         """The turn came: the call's clock starts now (waiting in the pace is not provider time)."""
@@ -122,17 +93,33 @@ class Generation:
         """What goes to litellm, built and checked once per call (``dropped``: what the model refuses)."""
         if self.sent is None:
             self.prepare()
-            kwargs, self.dropped = _routing.generation_kwargs(self.settings, self.prompt)
-            if self.operation.kind == "edit":
-                kwargs = edit_kwargs(kwargs, self.operation)
+            if isinstance(self.operation, Edit):
+                kwargs, self.dropped = _routing.edit_kwargs(self.settings, self.prompt)
+            else:
+                kwargs, self.dropped = _routing.generation_kwargs(self.settings, self.prompt)
+                kwargs = _transport.with_retries_off(kwargs, self.provider)
             self.sent = kwargs
         return self.sent
 
     def warn(self) -> None:
         """Before the first request: whether litellm's table says the model is shut down, or retries cannot be kept."""
-        _routing.warn_fixed_sdk_retries(self.settings)
+        _transport.warn_fixed_sdk_retries(self.settings, self.provider)
         if not getattr(self.settings.model, "reference_default", False):  # the reference's default stays silent
             _routing.warn_lifecycle(self.settings.model, self.settings.custom_llm_provider)
+
+    def edit_kwargs(self) -> dict[str, Any]:
+        """An edit's kwargs, with a warning for what the model refuses (a generation's go through llamabot's step)."""
+        kwargs = self.kwargs()
+        _routing.warn_dropped(self.settings.model, self.dropped)
+        return kwargs
+
+    def client(self, timeout: Any, *, asynchronous: bool) -> Any:
+        """A client of litellm's kind for one attempt, where a guarantee needs one (``_transport.attempt_client``)."""
+        return _transport.attempt_client(self.provider, timeout, self.keep, asynchronous)
+
+    def keep(self, body: bytes) -> None:
+        """The provider's answer as it came (Gemini and Vertex: where a refusal's reason is)."""
+        self.answer = body
 
     def plan(self, kwargs: dict[str, Any]) -> Any:
         return _retry.plan(
@@ -151,16 +138,6 @@ class Generation:
         return {**sent, **self.operation.record()}
 
 
-def edit_kwargs(kwargs: dict[str, Any], operation: Edit) -> dict[str, Any]:
-    """The generation kwargs turned into ``litellm.image_edit``'s: the inputs as files it reads correctly."""
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("response_format",) or v != "url"}
-    files = [image.upload() for image in operation.images]
-    kwargs["image"] = files if len(files) > 1 else files[0]
-    if operation.mask is not None:
-        kwargs["mask"] = operation.mask.upload()
-    return kwargs
-
-
 #: The call in progress in this thread or task: llamabot's steps take only ``(bot, prompt)``,
 #: so this is how they find the call's deadline and kwargs.
 _current: contextvars.ContextVar[Generation | None] = contextvars.ContextVar("imagebot_generation", default=None)
@@ -173,6 +150,11 @@ def current(generation: Generation) -> Iterator[Generation]:
         yield generation
     finally:
         _current.reset(token)
+
+
+def standalone(bot: Any, prompt: str) -> Generation:
+    """A call of its own, for a step called outside a bot's call (in the bot's pace)."""
+    return Generation(Settings.of(bot), Generate(prompt), throttle=getattr(bot, "_throttle", None))
 
 
 def in_progress(prompt: str | None = None) -> Generation | None:
@@ -242,11 +224,10 @@ def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
     cancel = generation.cancel
 
     def attempt(action: _retry.Attempt) -> _retry.Outcome:
-        client = None
-        if generation.provider == "bedrock" and "client" not in action.kwargs:
-            client = _routing.bedrock_client(action.kwargs.get("timeout"))
+        kwargs = with_inputs(action.kwargs, generation.operation)
+        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), asynchronous=False)
         try:
-            return _retry.bounded(fn, {**action.kwargs, **({"client": client} if client else {})}, action.wait, cancel)
+            return _retry.bounded(fn, {**kwargs, **({"client": client} if client else {})}, action.wait, cancel)
         finally:
             if client is not None:
                 client.close()
@@ -255,7 +236,7 @@ def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
         generation.clock.sleep(seconds, cancel)
         generation.throttle.acquire(cancel, hold=False)
 
-    with _errors.refined(generation.settings):
+    with _errors.refined(generation.settings, generation.operation.kind):
         return _retry.run(generation.plan(kwargs), attempt, pause)
 
 
@@ -268,22 +249,66 @@ async def asend(generation: Generation, kwargs: dict[str, Any]) -> Any:
     generation.warn()
 
     async def attempt(action: _retry.Attempt) -> _retry.Outcome:
+        kwargs = with_inputs(action.kwargs, generation.operation)
+        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), asynchronous=True)
         try:
-            return _retry.Outcome(await asyncio.wait_for(fn(**action.kwargs), action.wait))
+            value = await asyncio.wait_for(fn(**kwargs, **({"client": client} if client else {})), action.wait)
+            return _retry.Outcome(value)
         except asyncio.TimeoutError:
             return _retry.Outcome(timed_out=True)
         except Exception as exc:
             return _retry.Outcome(error=exc)
+        finally:
+            if client is not None:
+                await client.close()
 
     async def pause(seconds: float) -> None:
         await generation.clock.asleep(seconds)
         await generation.throttle.aacquire(hold=False)
 
-    with _errors.refined(generation.settings):
+    with _errors.refined(generation.settings, generation.operation.kind):
         return await _retry.arun(generation.plan(kwargs), attempt, pause)
 
 
 # After the answer: the images, their files, the record -----------------------------------
+
+
+def as_generated(image: Any) -> GeneratedImage:
+    """A litellm image object (or look-alike) as a ``GeneratedImage``."""
+    if isinstance(image, GeneratedImage):
+        return image
+    return parse_response({"data": [image]})[0]
+
+
+def first_image(response: Any) -> GeneratedImage:
+    """The first image of an answer (or of ``GeneratedImages``), decoded alone: the rest are read after."""
+    if isinstance(response, GeneratedImages):
+        return response[0]
+    generation = in_progress()
+    settings = generation.settings if generation is not None else None
+    return parse_response(
+        response,
+        prompt=generation.prompt if generation is not None else None,
+        model=settings.model if settings is not None else None,
+        max_bytes=settings.max_image_bytes if settings is not None else None,
+        limit=1,
+    )[0]
+
+
+def image_bytes(image: GeneratedImage) -> bytes:
+    """An image's bytes: as decoded, or downloaded from its URL within the call's deadline (size capped)."""
+    if image.data is not None:
+        return image.data
+    generation = in_progress()
+    if generation is None:
+        return _download.fetch_image(image.url or "")
+    return _download.fetch_image(
+        image.url or "",
+        timeout=generation.settings.timeout,
+        max_bytes=generation.settings.max_image_bytes,
+        deadline=generation.deadline,
+        cancel=generation.cancel,
+    )
 
 
 def images_of(generation: Generation, response: Any, first: GeneratedImage) -> GeneratedImages:
@@ -343,7 +368,7 @@ def save(
     saved = []
     for index, (image, source) in enumerate(zip(images, sources, strict=True)):
         meta = _provenance.describe(image, images.settings, generation.provider) if metadata else None
-        options = {"provenance": meta, "cancel": generation.cancel}
+        options: dict[str, Any] = {"provenance": meta, "cancel": generation.cancel}
         if where.path is not None and index == 0:
             path = _files.write(source, where.path, **options)
         elif where.replace:
@@ -378,7 +403,14 @@ def deliver(generation: Generation, response: Any, mode: str, where: Any, steps:
     """
     images = None
     try:
-        images = images_of(generation, response, steps.first(response))
+        try:
+            first = steps.first(response)
+        except NoImageError as exc:
+            refusal = _errors.refusal_in_answer(generation.answer, generation.settings, generation.operation.kind)
+            if refusal is None:
+                raise
+            raise refusal from exc
+        images = images_of(generation, response, first)
         result: Any = None
         if mode == "reference":
             result = steps.reference(images[0])

@@ -17,16 +17,16 @@ The generation step itself (deadline, retries, pace, history) is ``_step``; a ba
 
 from __future__ import annotations
 
-from llamabot_imagebot import _batch, _download, _notebook, _routing, _step
+from llamabot_imagebot import _batch, _notebook, _operations, _routing, _step
 from llamabot_imagebot._clock import SYSTEM
-from llamabot_imagebot._response import GeneratedImage, GeneratedImages, parse_response
+from llamabot_imagebot._response import GeneratedImage, GeneratedImages
 from llamabot_imagebot._settings import DEFAULT_MAX_IMAGE_BYTES, REFERENCE_DEFAULT_MODEL, Settings, default_model
 from llamabot_imagebot._throttle import Throttle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterator, Iterable, Iterator
+    from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
     from pathlib import Path
     from typing import Any, Literal, Optional, Union, overload
 
@@ -140,14 +140,14 @@ class ImageBot:
             derived from the prompt is relative to the working folder).
         :raises ValueError: If no generated image data is found in the response.
         """
-        generation = self._generation(_step.Generate(prompt))
+        generation = self._generation(_operations.Generate(prompt))
         return _shown(*_produce(self, generation, _mode(return_url), _step.Destination(prompt, save_path)))
 
     async def acall(
         self, prompt: str, return_url: bool = False, save_path: Optional[PathLike] = None
     ) -> Union[str, Path]:
         """Like calling the bot, without blocking the event loop: files are written in a thread."""
-        generation = self._generation(_step.Generate(prompt))
+        generation = self._generation(_operations.Generate(prompt))
         where = _step.Destination(prompt, save_path)
         return _shown(*await _aproduce(self, generation, _mode(return_url), where))
 
@@ -161,12 +161,31 @@ class ImageBot:
             with ``cost`` where litellm reports it.
         :raises ValueError: If no generated image data is found in the response.
         """
-        generation = self._generation(_step.Generate(prompt), overrides)
+        generation = self._generation(_operations.Generate(prompt), overrides)
         return _produce(self._bot_for(generation), generation, "none", None)[0]
 
     async def agenerate(self, prompt: str, **overrides: Any) -> GeneratedImages:
         """Like ``generate``, on ``litellm.aimage_generation``."""
-        generation = self._generation(_step.Generate(prompt), overrides)
+        generation = self._generation(_operations.Generate(prompt), overrides)
+        return (await _aproduce(self._bot_for(generation), generation, "none", None))[0]
+
+    def edit(self, prompt: str, image: Any, *, mask: Any = None, **overrides: Any) -> GeneratedImages:
+        """Change ``image`` as ``prompt`` says: the same contract as ``generate`` (nothing is saved yet).
+
+        :param prompt: What to change.
+        :param image: A path, bytes, a binary file, a ``GeneratedImage``, or a list of these (reference images).
+        :param mask: One image of the same kinds: where the image may change (its transparent pixels).
+        :param overrides: Settings for this call only (``size``, ``quality``, ``n``, ``input_fidelity``, …).
+        :return: The images, with ``cost``; their record names each input's (and the mask's) SHA-256.
+        :raises ValueError: Before anything is sent, for an input that is missing, not an image, or too
+            large for the provider, or a provider litellm cannot edit with.
+        """
+        generation = self._generation(_operations.Edit(prompt, image, mask), overrides)
+        return _produce(self._bot_for(generation), generation, "none", None)[0]
+
+    async def aedit(self, prompt: str, image: Any, *, mask: Any = None, **overrides: Any) -> GeneratedImages:
+        """Like ``edit``, on ``litellm.aimage_edit``."""
+        generation = self._generation(_operations.Edit(prompt, image, mask), overrides)
         return (await _aproduce(self._bot_for(generation), generation, "none", None))[0]
 
     def iter_batch(
@@ -188,6 +207,16 @@ class ImageBot:
     ) -> AsyncIterator[BatchResult]:
         """Like ``iter_batch``, on the event loop (the same options, the same journal)."""
         return _batch.arun(self._batch(prompts, concurrency, options))
+
+    def iter_edits(
+        self, items: Iterable[tuple[Any, ...]], concurrency: int = 4, **options: Unpack[BatchOptions]
+    ) -> Iterator[BatchResult]:
+        """``iter_batch`` for edits: each item is ``(prompt, image)`` or ``(prompt, image, mask)``, as ``edit`` takes.
+
+        Saved, journaled (an item is known by its prompt and its inputs' SHA-256), capped and resumable
+        like any batch; the inputs are read before the first is sent.
+        """
+        return _batch.run(self._batch([_operations.Edit(*item) for item in items], concurrency, options))
 
     def generate_batch(
         self, prompts: Iterable[str], concurrency: int = 4, **options: Unpack[BatchOptions]
@@ -228,7 +257,7 @@ class ImageBot:
             return self
         return _restore(generation.settings, generation.throttle)
 
-    def _batch(self, prompts: Iterable[str], concurrency: int, options: dict[str, Any]) -> _batch.Batch:
+    def _batch(self, prompts: Iterable[Any], concurrency: int, options: Mapping[str, Any]) -> _batch.Batch:
         known = {**options}
         batch_options = {key: known.pop(key) for key in _batch.OPTIONS if key in known}
         overrides = {**known.pop("overrides", {}), **known}
@@ -251,23 +280,14 @@ def _restore(settings: Settings, throttle: Throttle) -> ImageBot:
 # The composition: llamabot's steps around the generation step ------------------------------
 
 
-def _request(bot: Any, generation: _step.Generation) -> Any:
-    if generation.operation.kind == "generate":
-        return generate_image_response(bot, generation.prompt)
-    return _step.send(generation, generation.kwargs())
-
-
-async def _arequest(bot: Any, generation: _step.Generation) -> Any:
-    if generation.operation.kind == "generate":
-        return await agenerate_image_response(bot, generation.prompt)
-    return await _step.asend(generation, generation.kwargs())
-
-
 def _produce(bot: Any, generation: _step.Generation, mode: str, where: Any) -> tuple[GeneratedImages, Any]:
     """A sync call: its turn in the pace, the request, then the images delivered (llamabot's steps)."""
     with _step.current(generation):
         with _step.turn(generation):
-            response = _request(bot, generation)
+            if generation.operation.kind == "generate":
+                response = generate_image_response(bot, generation.prompt)
+            else:
+                response = _step.send(generation, generation.edit_kwargs())
         return _step.deliver(generation, response, mode, where, _delivery_steps())
 
 
@@ -277,14 +297,17 @@ async def _aproduce(bot: Any, generation: _step.Generation, mode: str, where: An
 
     with _step.current(generation):
         async with _step.aturn(generation):
-            response = await _arequest(bot, generation)
+            if generation.operation.kind == "generate":
+                response = await agenerate_image_response(bot, generation.prompt)
+            else:
+                response = await _step.asend(generation, generation.edit_kwargs())
         return await asyncio.to_thread(_step.deliver, generation, response, mode, where, _delivery_steps())
 
 
 def _delivery_steps() -> _step.Steps:
     """llamabot's steps after the answer, as this module has them now (patched ones included)."""
     return _step.Steps(
-        lambda response: _as_generated(first_generated_image(response)),
+        lambda response: _step.as_generated(first_generated_image(response)),
         generated_image_reference,
         generated_image_bytes,
     )
@@ -335,7 +358,7 @@ def image_generation_kwargs_for_bot(bot: ImageBot, prompt: str) -> dict[str, Any
     :return: Keyword arguments suitable for ``litellm.image_generation``.
     :raises ValueError: For an empty prompt or settings the model is documented to refuse.
     """
-    generation = _step.in_progress(prompt) or _step.Generation(Settings.of(bot), _step.Generate(prompt))
+    generation = _step.in_progress(prompt) or _step.Generation(Settings.of(bot), _operations.Generate(prompt))
     kwargs = generation.kwargs()
     _routing.warn_dropped(generation.settings.model, generation.dropped)
     return dict(kwargs)
@@ -350,9 +373,7 @@ def generate_image_response(bot: ImageBot, prompt: str) -> Any:
     """
     generation = _step.in_progress(prompt)
     if generation is None:  # called on its own: a call of its own, in the bot's pace
-        generation = _step.Generation(
-            Settings.of(bot), _step.Generate(prompt), throttle=getattr(bot, "_throttle", None)
-        )
+        generation = _step.standalone(bot, prompt)
         with _step.current(generation), _step.turn(generation):
             return generate_image_response(bot, prompt)
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
@@ -369,9 +390,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str) -> Any:
     """
     generation = _step.in_progress(prompt)
     if generation is None:
-        generation = _step.Generation(
-            Settings.of(bot), _step.Generate(prompt), throttle=getattr(bot, "_throttle", None)
-        )
+        generation = _step.standalone(bot, prompt)
         with _step.current(generation):
             async with _step.aturn(generation):
                 return await agenerate_image_response(bot, prompt)
@@ -388,17 +407,7 @@ def first_generated_image(response: Any) -> GeneratedImage:
     :raises ValueError: If the response does not contain generated images
         (``NoImageError``, whose message says "No images found in response").
     """
-    if isinstance(response, GeneratedImages):
-        return response[0]
-    generation = _step.in_progress()
-    settings = generation.settings if generation is not None else None
-    return parse_response(
-        response,
-        prompt=generation.prompt if generation is not None else None,
-        model=settings.model if settings is not None else None,
-        max_bytes=settings.max_image_bytes if settings is not None else DEFAULT_MAX_IMAGE_BYTES,
-        limit=1,
-    )[0]
+    return _step.first_image(response)
 
 
 def generated_image_reference(image: Any) -> str:
@@ -408,7 +417,7 @@ def generated_image_reference(image: Any) -> str:
     :return: The image URL, or a ``data:`` URI carrying the image's real MIME type.
     :raises ValueError: If neither a URL nor base64 image data is present.
     """
-    return _as_generated(image).reference
+    return _step.as_generated(image).reference
 
 
 def generated_image_bytes(image: Any) -> bytes:
@@ -419,19 +428,7 @@ def generated_image_bytes(image: Any) -> bytes:
     :raises ValueError: If neither a URL nor base64 image data is present, or the data is not a whole image.
     :raises ImageDownloadError: If the URL cannot be downloaded.
     """
-    generated = _as_generated(image)
-    if generated.data is not None:
-        return generated.data
-    generation = _step.in_progress()
-    if generation is None:
-        return _download.fetch_image(generated.url or "")
-    return _download.fetch_image(
-        generated.url or "",
-        timeout=generation.settings.timeout,
-        max_bytes=generation.settings.max_image_bytes,
-        deadline=generation.deadline,
-        cancel=generation.cancel,
-    )
+    return _step.image_bytes(_step.as_generated(image))
 
 
 def is_running_in_jupyter() -> bool:
@@ -440,10 +437,3 @@ def is_running_in_jupyter() -> bool:
     :return: True inside a Jupyter kernel (Colab and VS Code included), otherwise False.
     """
     return _notebook.in_notebook()
-
-
-def _as_generated(image: Any) -> GeneratedImage:
-    """A litellm image object (or look-alike) as a ``GeneratedImage``."""
-    if isinstance(image, GeneratedImage):
-        return image
-    return parse_response({"data": [image]})[0]
