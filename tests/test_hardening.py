@@ -226,7 +226,7 @@ def test_locked_history_warns_and_moves_on(provider, tmp_path):
 
 
 def test_only_imagebots_own_abandoned_partial_files_are_removed(provider):
-    """A temporary file in ImageBot's exact pattern that no process holds goes (a kill -9 left it), at once;
+    """A temporary file in ImageBot's exact pattern that no process holds goes (a kill -9 left it) within seconds;
     one that a live writer holds stays, however old, and so does any other program's file."""
     import fcntl
 
@@ -243,6 +243,7 @@ def test_only_imagebots_own_abandoned_partial_files_are_removed(provider):
     hours_ago = time.time() - 7200
     for part in (held, *others):
         os.utime(part, (hours_ago, hours_ago))
+    os.utime(abandoned, (time.time() - 10, time.time() - 10))  # a killed run's, seconds ago
     with open(held, "rb") as writer:
         fcntl.flock(writer, fcntl.LOCK_EX)  # what a live ImageBot holds while it writes
         gpt_bot(provider)("A cat", save_path=out / "cat.png")

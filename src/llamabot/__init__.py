@@ -67,7 +67,7 @@ from llamabot_imagebot import (
 from llamabot_imagebot import __all__ as __all__
 
 #: Marks these files as llamabot-imagebot's (``imagebot --version`` reads it to tell which llamabot is installed).
-FACE_OF = "llamabot-imagebot"
+_FACE_OF = "llamabot-imagebot"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -317,6 +317,11 @@ def _body(exc: BaseException) -> Any:
         body = getattr(current, "body", None)
         if isinstance(body, dict):
             return body.get("error", body)
+        response = getattr(current, "response", None)
+        with contextlib.suppress(Exception):  # not an HTTP response, not read, or not JSON
+            found = response.json() if response is not None else None
+            if isinstance(found, dict):
+                return found.get("error", found)
         text = getattr(current, "message", None) or str(current)
         start = text.find("{")
         if start >= 0:
@@ -333,15 +338,17 @@ def _body(exc: BaseException) -> Any:
 
 def refusal_of(exc: BaseException, settings: Settings, kind: str) -> Exception | None:
     """The ``RefusedError`` for an exception that is a provider's safety refusal, else None."""
-    text = str(exc)
     litellm = _routing.load_litellm()
     status_code = getattr(exc, "status_code", None)
+    if is_refusal(exc) or not (isinstance(exc, litellm.BadRequestError) or isinstance(status_code, str)):
+        return None
+    body = _body(exc)
+    text = f"{exc} {json.dumps(body, default=str) if body is not None else ''}"
     flagged = isinstance(exc, litellm.ContentPolicyViolationError) or any(
         code in text.lower().replace(" ", "") for code in _REFUSAL_CODES
     )
-    if not flagged or is_refusal(exc):
+    if not flagged:
         return None
-    body = _body(exc)
     code = str(body.get("code") or "") if isinstance(body, dict) else ""
     if not code and isinstance(status_code, str) and not status_code.isdigit():
         code = status_code

@@ -46,6 +46,8 @@ _HOST = "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or 
 PART_NAME = re.compile(r"\.imagebot-[A-Za-z0-9-]{1,32}-\d{1,10}-[0-9a-f]{16}\.part")
 #: A temporary file this old is a killed run's even where locks cannot tell (no ``flock``).
 STALE_PART_SECONDS = 3600
+#: A temporary file younger than this is left alone: its writer may not have locked it yet.
+FRESH_PART_SECONDS = 2.0
 _swept: set[Path] = set()
 _swept_lock = threading.Lock()
 
@@ -279,9 +281,16 @@ def read_bytes(path: Path, limit: int = -1) -> bytes:
 
 
 def _writer_gone(part: Path) -> bool:
-    """Whether no one holds this temporary file open: its writer is gone (the lock dies with the process)."""
+    """Whether no one holds this temporary file open: its writer is gone (the lock dies with the process).
+
+    This process's own files, and files made in the last two seconds (whose writer may be between
+    creating and locking them), are never judged gone.
+    """
+    age = time.time() - part.stat().st_mtime
     if fcntl is None:
-        return part.stat().st_mtime < time.time() - STALE_PART_SECONDS
+        return age > STALE_PART_SECONDS
+    if age < FRESH_PART_SECONDS or f"-{os.getpid()}-" in part.name:
+        return False
     fd = os.open(part, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -46,6 +46,16 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 CREATE INDEX IF NOT EXISTS outputs_location ON outputs(location);
 """
+#: Numbered migrations: the database's ``user_version`` says how many have run (the schema above is 0).
+_MIGRATIONS = (
+    # 1: what each saved file's bytes hash to (an edit's inputs name them: the chain of edits),
+    #    and why a provider refused a prompt.
+    (
+        "ALTER TABLE outputs ADD COLUMN sha256 TEXT",
+        "CREATE INDEX IF NOT EXISTS outputs_sha256 ON outputs(sha256)",
+        "ALTER TABLE generations ADD COLUMN refused TEXT",
+    ),
+)
 
 
 def entry(
@@ -57,6 +67,8 @@ def entry(
     settings: dict[str, Any],
     duration: float,
     error: str | None = None,
+    refused: str | None = None,
+    hashes: list[str | None] | None = None,
 ) -> dict[str, Any]:
     """The history row for one generation: saved paths, else provider URLs (data URIs are not kept).
 
@@ -67,6 +79,8 @@ def entry(
     :param settings: The settings sent, already free of secrets.
     :param duration: Seconds the call took.
     :param error: The failure, already free of secrets.
+    :param refused: The provider's reason, when its safety system refused.
+    :param hashes: Each saved output's SHA-256, in order.
     """
     cost = getattr(images, "cost", None)  # GeneratedImages carries the response's cost
     images = list(images or [])
@@ -84,6 +98,8 @@ def entry(
         "cost": cost,
         "duration": round(duration, 3),
         "error": error,
+        "refused": refused,
+        "hashes": hashes or [],
     }
 
 
@@ -109,7 +125,24 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.executescript(_SCHEMA)
+    _migrate(connection)
     return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Run the migrations the database has not seen, each in its own transaction."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    for number, statements in enumerate(_MIGRATIONS[version:], version + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if connection.execute("PRAGMA user_version").fetchone()[0] < number:  # another process may have run it
+                for statement in statements:
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
 
 def _exists(path: Path | None) -> bool:
@@ -137,7 +170,7 @@ def record(entry: dict[str, Any], path: Path | None = None) -> int:
         try:
             cursor = connection.execute(
                 "INSERT INTO generations (time, prompt, revised_prompt, model, provider, settings, n_images,"
-                " outputs, cost, duration, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " outputs, cost, duration, error, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry["time"],
                     entry["prompt"],
@@ -150,12 +183,14 @@ def record(entry: dict[str, Any], path: Path | None = None) -> int:
                     entry.get("cost"),
                     entry.get("duration"),
                     entry.get("error"),
+                    entry.get("refused"),
                 ),
             )
             generation = int(cursor.lastrowid or 0)
+            hashes = list(entry.get("hashes") or []) + [None] * len(outputs)
             connection.executemany(
-                "INSERT INTO outputs (generation_id, position, location) VALUES (?, ?, ?)",
-                [(generation, i, o) for i, o in enumerate(outputs)],
+                "INSERT INTO outputs (generation_id, position, location, sha256) VALUES (?, ?, ?, ?)",
+                [(generation, i, o, hashes[i]) for i, o in enumerate(outputs)],
             )
             connection.execute("COMMIT")
         except BaseException:
@@ -172,29 +207,83 @@ def _row(row: Any) -> dict[str, Any]:
 
 
 def recent(
-    limit: int = 20, search: str | None = None, file: str | Path | None = None, path: Path | None = None
+    limit: int = 20,
+    search: str | None = None,
+    file: str | Path | None = None,
+    path: Path | None = None,
+    refused: bool = False,
 ) -> list[dict[str, Any]]:
-    """The newest generations first, optionally matching text or having made a file.
+    """The newest generations first, optionally matching text, having made a file, or refused.
 
     :param limit: How many at most.
     :param search: Text to find in the prompt, revised prompt or model.
     :param file: A saved image; only the generation that made it is returned.
     :param path: The database.
+    :param refused: Only the generations a provider's safety system refused.
     """
     query = "SELECT * FROM generations"
+    where: list[str] = []
     args: list[Any] = []
     if file is not None:
-        query += " WHERE id IN (SELECT generation_id FROM outputs WHERE location = ?)"
+        where.append("id IN (SELECT generation_id FROM outputs WHERE location = ?)")
         args.append(str(Path(file).resolve()))
     elif search:
-        query += " WHERE prompt LIKE ? OR revised_prompt LIKE ? OR model LIKE ?"
+        where.append("(prompt LIKE ? OR revised_prompt LIKE ? OR model LIKE ?)")
         args += [f"%{search}%"] * 3
+    if refused:
+        where.append("refused IS NOT NULL")
+    if where:
+        query += " WHERE " + " AND ".join(where)
     query += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
     if not _exists(path):
         return []  # reading never creates the database
     with closing(_connect(path)) as connection:
         return [_row(row) for row in connection.execute(query, args)]
+
+
+def count(path: Path | None = None) -> int:
+    """How many generations the history holds (0 when there is no database yet)."""
+    if not _exists(path):
+        return 0
+    with closing(_connect(path)) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+
+def chain(file: str | Path, path: Path | None = None, longest: int = 100) -> list[dict[str, Any]]:
+    """The generation that made ``file``, then the one that made its input, and so on back to a prompt.
+
+    An edit's settings name its inputs' SHA-256 (``inputs``); each step finds the generation that
+    saved a file with that hash (the first input's, where there were several).
+    """
+    import hashlib
+
+    if not _exists(path):
+        return []
+    found: list[dict[str, Any]] = []
+    with closing(_connect(path)) as connection:
+        location = str(Path(file).resolve())
+        row = connection.execute(
+            "SELECT g.* FROM generations g JOIN outputs o ON o.generation_id = g.id WHERE o.location = ? "
+            "ORDER BY g.id DESC LIMIT 1",
+            (location,),
+        ).fetchone()
+        if row is None and Path(file).is_file():
+            digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+            row = _made(connection, digest)
+        while row is not None and len(found) < longest:
+            found.append(_row(row))
+            inputs = found[-1]["settings"].get("inputs") or []
+            row = _made(connection, inputs[0]) if inputs else None
+    return found
+
+
+def _made(connection: sqlite3.Connection, digest: str) -> Any:
+    return connection.execute(
+        "SELECT g.* FROM generations g JOIN outputs o ON o.generation_id = g.id WHERE o.sha256 = ? "
+        "ORDER BY g.id DESC LIMIT 1",
+        (digest,),
+    ).fetchone()
 
 
 def costs(by: str = "day", path: Path | None = None) -> list[dict[str, Any]]:

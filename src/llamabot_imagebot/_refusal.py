@@ -45,6 +45,7 @@ class RefusedError(ImageBotError, litellm.ContentPolicyViolationError):
         litellm.ContentPolicyViolationError.__init__(
             self, message=message, model=model or "", llm_provider=provider or ""
         )
+        self.text = message
         self.provider = provider
         self.model = model
         self.stage = stage if stage in STAGES else "unknown"

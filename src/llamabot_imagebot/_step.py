@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -113,9 +114,9 @@ class Generation:
         _routing.warn_dropped(self.settings.model, self.dropped)
         return kwargs
 
-    def client(self, timeout: Any, *, asynchronous: bool) -> Any:
+    def client(self, timeout: Any, *, on_loop: bool) -> Any:
         """A client of litellm's kind for one attempt, where a guarantee needs one (``_transport.attempt_client``)."""
-        return _transport.attempt_client(self.provider, timeout, self.keep, asynchronous)
+        return _transport.attempt_client(self.provider, timeout, self.keep, self.operation.kind, on_loop)
 
     def keep(self, body: bytes) -> None:
         """The provider's answer as it came (Gemini and Vertex: where a refusal's reason is)."""
@@ -125,7 +126,8 @@ class Generation:
         return _retry.plan(
             kwargs,
             allowed=self.settings.attempts,
-            provider=self.provider,
+            # litellm sends edits over httpx, never through the OpenAI SDK: one request per call.
+            provider=self.provider if self.operation.kind == "generate" else None,
             timeout=self.settings.timeout,
             deadline=self.deadline,
             clock=self.clock,
@@ -225,7 +227,7 @@ def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
 
     def attempt(action: _retry.Attempt) -> _retry.Outcome:
         kwargs = with_inputs(action.kwargs, generation.operation)
-        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), asynchronous=False)
+        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), on_loop=False)
         try:
             return _retry.bounded(fn, {**kwargs, **({"client": client} if client else {})}, action.wait, cancel)
         finally:
@@ -250,7 +252,7 @@ async def asend(generation: Generation, kwargs: dict[str, Any]) -> Any:
 
     async def attempt(action: _retry.Attempt) -> _retry.Outcome:
         kwargs = with_inputs(action.kwargs, generation.operation)
-        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), asynchronous=True)
+        client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), on_loop=True)
         try:
             value = await asyncio.wait_for(fn(**kwargs, **({"client": client} if client else {})), action.wait)
             return _retry.Outcome(value)
@@ -260,7 +262,7 @@ async def asend(generation: Generation, kwargs: dict[str, Any]) -> Any:
             return _retry.Outcome(error=exc)
         finally:
             if client is not None:
-                await client.close()
+                await _transport.aclose(client)
 
     async def pause(seconds: float) -> None:
         await generation.clock.asleep(seconds)
@@ -382,6 +384,26 @@ def save(
     return images.replaced(saved)
 
 
+def _refusal_reason(error: BaseException | None) -> str | None:
+    if error is None or not _errors.is_refusal(error):
+        return None
+    return str(getattr(error, "reason", None) or error)
+
+
+def _sha256(path: Path | None) -> str | None:
+    """A saved file's SHA-256, for the history (an edit that takes it as input names it)."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 class Steps:
     """llamabot's steps after the answer, as the caller looked them up (a test's patch takes effect).
 
@@ -408,6 +430,7 @@ def deliver(generation: Generation, response: Any, mode: str, where: Any, steps:
         except NoImageError as exc:
             refusal = _errors.refusal_in_answer(generation.answer, generation.settings, generation.operation.kind)
             if refusal is None:
+                _transport.check_answer_kept(generation.provider, generation.answer)
                 raise
             raise refusal from exc
         images = images_of(generation, response, first)
@@ -442,6 +465,9 @@ def record(generation: Generation, images: GeneratedImages | None, error: BaseEx
         settings=images.settings if images is not None else generation.public(),
         duration=generation.clock.now() - generation.started,
         error=None if error is None else _errors.safe_text(error, generation.settings),
+        refused=getattr(error, "reason", None)
+        or (str(error) if error is not None and _errors.is_refusal(error) else None),
+        hashes=[_sha256(image.path) for image in images or []],
     )
     try:
         _history.record(entry, generation.history)

@@ -49,8 +49,8 @@ def sdk_retries_switchable() -> bool:
 
 
 def requests_per_call(provider: str | None, sent: Mapping[str, Any]) -> int:
-    """How many requests one litellm image call makes on a transient failure (an edit: one, over httpx)."""
-    if not fact(provider, "sdk_retries") or "image" in sent:
+    """How many requests one litellm image call makes on a transient failure."""
+    if not fact(provider, "sdk_retries"):
         return 1
     asked = sent.get("max_retries")
     if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0 and sdk_retries_switchable():
@@ -96,17 +96,18 @@ def with_retries_off(kwargs: dict[str, Any], provider: str | None) -> dict[str, 
     return kwargs
 
 
-def attempt_client(provider: str | None, timeout: Any, keep: Callable[[bytes], None], asynchronous: bool) -> Any:
+def attempt_client(provider: str | None, timeout: Any, keep: Callable[[bytes], None], kind: str, on_loop: bool) -> Any:
     """An HTTP client of litellm's own kind for one attempt, passed through its public ``client=``, or None.
 
     Two guarantees need one: litellm's sync bedrock image path ignores ``timeout`` (1.106 to 1.110),
     so a client made with the attempt's timeout bounds it; and Gemini and Vertex answer a refusal
     with a 200 whose reason litellm drops, so the client keeps the answer's body (``keep``).
-    The caller closes it after the attempt. If litellm's client classes are gone, ImageBot warns
-    and goes on without (the timeout is still kept by the attempt's own wait).
+    litellm runs an async generation's HTTP call in a thread (a sync client), an async edit's on
+    the event loop (an async one). The caller closes the client after the attempt. If litellm's
+    client classes are gone, ImageBot warns and goes on without.
     """
     refusals = bool(fact(provider, "refuses_in_answer"))
-    if not refusals and (provider != "bedrock" or asynchronous):
+    if not refusals and (provider != "bedrock" or on_loop):
         return None
     try:
         import httpx
@@ -119,7 +120,7 @@ def attempt_client(provider: str | None, timeout: Any, keep: Callable[[bytes], N
             DependencyChangedWarning,
         )
         return None
-    if asynchronous:
+    if on_loop and kind == "edit":
 
         async def akeep(response: Any) -> None:
             keep(await response.aread())
@@ -132,3 +133,21 @@ def attempt_client(provider: str | None, timeout: Any, keep: Callable[[bytes], N
         keep(response.read())
 
     return HTTPHandler(timeout=timeout, client=httpx.Client(timeout=timeout, event_hooks={"response": [read]}))
+
+
+async def aclose(client: Any) -> None:
+    """Close an attempt's client, sync or async."""
+    result = client.close()
+    if hasattr(result, "__await__"):
+        await result
+
+
+def check_answer_kept(provider: str | None, answer: bytes | None) -> None:
+    """Warn once if the answer of a provider that refuses in a 200 was not seen: litellm stopped using the client."""
+    if answer is None and fact(provider, "refuses_in_answer") and "answer-kept" not in _warned:
+        _warned.add("answer-kept")
+        warn(
+            f"litellm no longer sends {provider}'s image requests through the client ImageBot passes (client=), so "
+            "ImageBot cannot read why an answer came without an image: a refusal is reported as NoImageError.",
+            DependencyChangedWarning,
+        )
