@@ -180,7 +180,7 @@ def test_version_and_real_subcommands_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     usage = capsys.readouterr().out
-    assert "{generate,history,cost,info,models}" in usage and "history" in usage.split("positional arguments")[1]
+    assert "{generate,edit,history,cost,info,models}" in usage and "history" in usage.split("positional arguments")[1]
 
 
 def test_short_model_option_and_explicit_generate(provider, monkeypatch, capsys):
