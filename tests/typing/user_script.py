@@ -30,3 +30,14 @@ for result in paced.iter_batch(["A cat", "A dog"], 16, save_dir="out", max_cost=
 capped = paced.batch(["A cat"], 4, save_dir="out", max_cost=1.0)
 if isinstance(capped[0], lmb.NotSentError):
     print("over the cap")
+
+# Edits: several reference images and a mask; a batch of edits; refusals are litellm's too.
+edited = bot.edit("Make it winter", [saved, Path("other.png")], mask=b"mask bytes", input_fidelity="high")
+for result in bot.iter_edits([("Make it blue", saved)], save_dir="edits"):
+    print(result.paths, edited.cost)
+try:
+    bot("Something a provider refuses")
+except lmb.RefusedError as refusal:
+    print(refusal.stage, refusal.code, refusal.reason)
+options: lmb.BatchOptions = {"save_dir": "out", "max_cost": 2.0, "overrides": {"quality": "low"}}
+print(bot.generate_batch(["A cat"], 2, **options))
