@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
+import llamabot as lmb
 from tests.fakes import FakeProvider
 
 _PROVIDER_ENV = (
@@ -65,3 +66,13 @@ def provider(_server: HTTPServer) -> Iterator[FakeProvider]:
     fake = FakeProvider(_server)
     yield fake
     _server.clear()
+
+
+@pytest.fixture
+def bot(provider: FakeProvider):
+    """Make an ImageBot that talks to the fake provider: ``bot(quality="low")`` (gpt-image-2 unless ``model=``)."""
+
+    def make(**settings: object) -> lmb.ImageBot:
+        return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **settings})
+
+    return make

@@ -124,7 +124,9 @@ def test_the_real_llamabot_installed_after_this_package(wheels, tmp_path, provid
     env.pip("uninstall", "-y", "llamabot")
     broken = env.imagebot("--version")
     assert broken.returncode == 0 and "`import llamabot` fails here" in broken.stdout
-    assert env.python("import llamabot_imagebot; print(llamabot_imagebot.ImageBot.__name__)").stdout.strip() == "ImageBot"
+    assert (
+        env.python("import llamabot_imagebot; print(llamabot_imagebot.ImageBot.__name__)").stdout.strip() == "ImageBot"
+    )
     env.pip("install", "--force-reinstall", "--no-deps", "--no-index", str(wheels["ours"]))
     repaired = env.python("import llamabot, llamabot_imagebot; print(llamabot.ImageBot is llamabot_imagebot.ImageBot)")
     assert repaired.stdout.strip() == "True", repaired.stderr

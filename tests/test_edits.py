@@ -54,18 +54,14 @@ def uploaded(request_body: bytes, content_type: str) -> dict[str, list[bytes]]:
     return {name: [file.read() for file in request.files.getlist(name)] for name in request.files}
 
 
-def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(model="gpt-image-2", api_base=provider.base, api_key="sk-test", **kwargs)
-
-
 @pytest.mark.wire
-def test_openai_edit_sends_several_images_and_a_mask_byte_for_byte(provider, tmp_path):
+def test_openai_edit_sends_several_images_and_a_mask_byte_for_byte(provider, tmp_path, bot):
     """Two images (a str path and a Path) and a mask: image[] twice and mask, each file's bytes intact."""
     openai_edits(provider)
     first, second = tmp_path / "first.png", tmp_path / "second.png"
     first.write_bytes(FIRST)
     second.write_bytes(SECOND)
-    images = gpt_bot(provider).edit("Make it blue", [str(first), second], mask=MASK, input_fidelity="high")
+    images = bot().edit("Make it blue", [str(first), second], mask=MASK, input_fidelity="high")
     (request,) = provider.calls("/images/edits")
     files = uploaded(request.body, request.headers["Content-Type"])
     assert files["image[]"] == [FIRST, SECOND] and files["mask"] == [MASK]
@@ -75,13 +71,13 @@ def test_openai_edit_sends_several_images_and_a_mask_byte_for_byte(provider, tmp
 
 
 @pytest.mark.wire
-def test_every_kind_of_input_is_read(provider, tmp_path):
+def test_every_kind_of_input_is_read(provider, tmp_path, bot):
     """bytes, a binary file, a GeneratedImage and one known only by URL (fetched safely) all arrive as themselves."""
     openai_edits(provider)
     url = provider.file("made.png", SECOND)
     made_by_url = lmb.GeneratedImage(url=url)
     with io.BytesIO(JPEG) as file:
-        gpt_bot(provider).edit("x", [FIRST, file, lmb.GeneratedImage(b64_json=b64(WEBP)), made_by_url])
+        bot().edit("x", [FIRST, file, lmb.GeneratedImage(b64_json=b64(WEBP)), made_by_url])
     (request,) = provider.calls("/images/edits")
     assert uploaded(request.body, request.headers["Content-Type"])["image[]"] == [FIRST, JPEG, WEBP, SECOND]
 
@@ -219,7 +215,7 @@ def test_inputs_are_checked_before_anything_is_sent(provider, tmp_path):
 
 
 @pytest.mark.wire
-def test_a_retried_edit_sends_its_inputs_whole_again(provider):
+def test_a_retried_edit_sends_its_inputs_whole_again(provider, bot):
     """A 503 then success: the second request carries the same bytes (the uploads are read afresh)."""
     answers = iter([Response("busy", 503, headers={"Retry-After": "0"})])
 
@@ -230,7 +226,7 @@ def test_a_retried_edit_sends_its_inputs_whole_again(provider):
             return Response(json.dumps({"created": 1, "data": [{"b64_json": b64(EDITED)}]}), 200)
 
     provider.route("/images/edits", answer)
-    gpt_bot(provider).edit("x", FIRST, mask=MASK)
+    bot().edit("x", FIRST, mask=MASK)
     first, second = provider.calls("/images/edits")
     for request in (first, second):
         files = uploaded(request.body, request.headers["Content-Type"])
@@ -238,11 +234,11 @@ def test_a_retried_edit_sends_its_inputs_whole_again(provider):
 
 
 @pytest.mark.wire
-def test_an_edits_record_names_its_inputs_and_a_chain_can_be_followed(provider, tmp_path):
+def test_an_edits_record_names_its_inputs_and_a_chain_can_be_followed(provider, tmp_path, bot):
     """Generate, edit twice: each record names its inputs' SHA-256, and the history walks back to the prompt."""
     provider.gpt_image([tagged(b"original")])
     openai_edits(provider)
-    bot = gpt_bot(provider, imagebot_history=True, imagebot_metadata=True)
+    bot = bot(imagebot_history=True, imagebot_metadata=True)
     original = bot("A red fox", save_path=tmp_path / "fox.png")
     (first_edit,) = [r.paths[0] for r in bot.iter_edits([("Make it blue", original)], save_dir=tmp_path / "e1")]
     info = lmb.image_info(first_edit)
@@ -252,13 +248,13 @@ def test_an_edits_record_names_its_inputs_and_a_chain_can_be_followed(provider, 
 
 
 @pytest.mark.wire
-def test_a_batch_of_edits_resumes(provider, tmp_path):
+def test_a_batch_of_edits_resumes(provider, tmp_path, bot):
     """A batch of edits with save_dir: a re-run sends nothing for the items already made."""
     openai_edits(provider)
     items = [("Make it blue", FIRST), ("Make it red", FIRST), ("Make it blue", SECOND)]
-    first = list(gpt_bot(provider).iter_edits(items, save_dir=tmp_path / "out"))
+    first = list(bot().iter_edits(items, save_dir=tmp_path / "out"))
     assert len(provider.calls("/images/edits")) == 3 and [r.error for r in first if not r.ok] == []
-    again = list(gpt_bot(provider).iter_edits(items, save_dir=tmp_path / "out"))
+    again = list(bot().iter_edits(items, save_dir=tmp_path / "out"))
     assert len(provider.calls("/images/edits")) == 3 and all(result.resumed for result in again)
     assert sorted(r.paths[0] for r in again) == sorted(r.paths[0] for r in first)
 

@@ -21,10 +21,6 @@ import llamabot as lmb
 from tests.fakes import JPEG, PNG, WEBP, b64, tagged
 
 
-def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
-
-
 def url_answer(provider, url: str) -> None:
     """The provider answers with ``url`` as its image."""
     provider.json_route("/images/generations", {"created": 1, "data": [{"url": url}]})
@@ -85,12 +81,12 @@ def test_slow_drip_download_ends_at_the_timeout_in_a_batch(provider):
 # 3. Images that were paid for travel with the error ---------------------------------------
 
 
-def test_failed_save_carries_the_images_and_is_recorded(provider, tmp_path):
+def test_failed_save_carries_the_images_and_is_recorded(provider, tmp_path, bot):
     """Saving into a place that cannot be written: ImageSaveError (an OSError) holding both images."""
     provider.gpt_image([tagged(b"one"), tagged(b"two")])
     Path("not-a-folder").write_text("a file where a folder should be")
     history = tmp_path / "history.sqlite3"
-    bot = gpt_bot(provider, n=2, imagebot_history=history)
+    bot = bot(n=2, imagebot_history=history)
     with pytest.raises(lmb.ImageSaveError) as caught:
         bot("A cat", save_path=Path("not-a-folder/cat.png"))
     error = caught.value
@@ -104,10 +100,10 @@ def test_failed_save_carries_the_images_and_is_recorded(provider, tmp_path):
 # 4. The size cap bounds base64 too --------------------------------------------------------
 
 
-def test_base64_over_the_cap_is_refused_before_decoding(provider):
+def test_base64_over_the_cap_is_refused_before_decoding(provider, bot):
     """max_image_bytes bounds a base64 image as it bounds a download; nothing is written."""
     provider.gpt_image([tagged(b"\0" * 20_000)])
-    bot = gpt_bot(provider)
+    bot = bot()
     bot.max_image_bytes = 5_000
     with pytest.raises(lmb.InvalidImageError, match="5,000-byte limit"):
         bot("A cat")
@@ -203,17 +199,17 @@ def test_a_slow_first_import_does_not_eat_the_timeout(provider):
 # 7. A locked history costs about a second at most ------------------------------------------
 
 
-def test_locked_history_warns_and_moves_on(provider, tmp_path):
+def test_locked_history_warns_and_moves_on(provider, tmp_path, bot):
     """With the database locked by another writer, the call saves its image, warns, and is not held up."""
     history = tmp_path / "locked.sqlite3"
     provider.gpt_image([PNG])
-    gpt_bot(provider, imagebot_history=history)("A warm-up")  # creates the database
+    bot(imagebot_history=history)("A warm-up")  # creates the database
     holder = sqlite3.connect(history, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         start = time.monotonic()
         with pytest.warns(lmb.HistoryWarning, match="history"):
-            path = gpt_bot(provider, imagebot_history=history)("A locked history")
+            path = bot(imagebot_history=history)("A locked history")
         elapsed = time.monotonic() - start
     finally:
         holder.execute("ROLLBACK")
@@ -225,7 +221,7 @@ def test_locked_history_warns_and_moves_on(provider, tmp_path):
 # 8. Debris of a killed run is cleaned up --------------------------------------------------
 
 
-def test_only_imagebots_own_abandoned_partial_files_are_removed(provider):
+def test_only_imagebots_own_abandoned_partial_files_are_removed(provider, bot):
     """A temporary file in ImageBot's exact pattern that no process holds goes (a kill -9 left it) within seconds;
     one that a live writer holds stays, however old, and so does any other program's file."""
     import fcntl
@@ -246,7 +242,7 @@ def test_only_imagebots_own_abandoned_partial_files_are_removed(provider):
     os.utime(abandoned, (time.time() - 10, time.time() - 10))  # a killed run's, seconds ago
     with open(held, "rb") as writer:
         fcntl.flock(writer, fcntl.LOCK_EX)  # what a live ImageBot holds while it writes
-        gpt_bot(provider)("A cat", save_path=out / "cat.png")
+        bot()("A cat", save_path=out / "cat.png")
         assert not abandoned.exists() and held.exists()
     assert all(part.exists() for part in others) and (out / "cat.png").read_bytes() == PNG
 

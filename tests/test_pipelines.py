@@ -15,10 +15,6 @@ import llamabot as lmb
 from tests.fakes import PNG, b64, tagged
 
 
-def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
-
-
 def echo_images(provider) -> None:
     """Each request gets a unique PNG (the prompt appended), and prompts containing FAIL get a 400."""
 
@@ -35,28 +31,28 @@ def echo_images(provider) -> None:
     provider.route("/images/generations", answer)
 
 
-def test_agenerate_returns_every_image(provider):
+def test_agenerate_returns_every_image(provider, bot):
     """agenerate goes through litellm.aimage_generation and returns all images."""
     provider.gpt_image([PNG, PNG])
-    images = asyncio.run(gpt_bot(provider, n=2).agenerate("A fox"))
+    images = asyncio.run(bot(n=2).agenerate("A fox"))
     assert len(images) == 2 and images[0].data == PNG
     assert provider.calls("/images/generations")[0].json["n"] == 2
 
 
-def test_acall_saves_like_the_sync_call(provider):
+def test_acall_saves_like_the_sync_call(provider, bot):
     """acall saves under a name from the prompt, or returns the reference."""
     provider.gpt_image([PNG])
-    bot = gpt_bot(provider)
+    bot = bot()
     path = asyncio.run(bot.acall("A fox in the snow"))
     assert path == Path("a_fox_in_the_snow.png") and path.read_bytes() == PNG
     assert asyncio.run(bot.acall("A fox", return_url=True)) == f"data:image/png;base64,{b64(PNG)}"
     assert asyncio.run(bot.acall("A fox", save_path=Path("x/y.png"))).read_bytes() == PNG
 
 
-def test_acall_validates_like_the_sync_call(provider):
+def test_acall_validates_like_the_sync_call(provider, bot):
     """Bad prompts fail before any request on the async path too."""
     with pytest.raises(ValueError, match="empty"):
-        asyncio.run(gpt_bot(provider).acall("  "))
+        asyncio.run(bot().acall("  "))
     assert provider.received == []
 
 
@@ -88,11 +84,11 @@ def test_acall_does_not_block_the_event_loop_while_downloading(provider):
     assert asyncio.run(scenario()) < 0.6  # a blocking download would stall the loop for a whole second
 
 
-def test_batch_returns_results_in_order_with_failures_in_place(provider):
+def test_batch_returns_results_in_order_with_failures_in_place(provider, bot):
     """One result per prompt, in input order; a failing prompt yields its exception and loses nothing else."""
     echo_images(provider)
     prompts = ["one", "two FAIL", "three", "four"]
-    results = gpt_bot(provider).batch(prompts, concurrency=2, progress=False)
+    results = bot().batch(prompts, concurrency=2, progress=False)
     assert [type(r).__name__ for r in results] == ["PosixPath", "BadRequestError", "PosixPath", "PosixPath"]
     assert [r.read_bytes() for r in results if isinstance(r, Path)] == [
         tagged(b"one"),
@@ -101,10 +97,10 @@ def test_batch_returns_results_in_order_with_failures_in_place(provider):
     ]
 
 
-def test_batch_save_dir_and_return_url(provider):
+def test_batch_save_dir_and_return_url(provider, bot):
     """save_dir collects the files; return_url saves nothing and returns references."""
     echo_images(provider)
-    bot = gpt_bot(provider)
+    bot = bot()
     paths = bot.batch(["a cat", "a dog"], save_dir=Path("out"), progress=False)
     assert paths == [Path("out/a_cat.png"), Path("out/a_dog.png")]
     assert [p.read_bytes() for p in paths] == [tagged(b"a cat"), tagged(b"a dog")]
@@ -112,43 +108,43 @@ def test_batch_save_dir_and_return_url(provider):
     assert refs == [f"data:image/png;base64,{b64(tagged(b'a bird'))}"]
 
 
-def test_batch_concurrency_is_bounded_and_used(provider):
+def test_batch_concurrency_is_bounded_and_used(provider, bot):
     """The server never sees more than `concurrency` requests at once, and does see that many."""
     echo_images(provider)
     provider.latency = 0.4
-    results = gpt_bot(provider).batch([f"p{i}" for i in range(9)], concurrency=3, progress=False)
+    results = bot().batch([f"p{i}" for i in range(9)], concurrency=3, progress=False)
     assert all(isinstance(r, Path) for r in results)
     assert provider.max_in_flight == 3
 
 
-def test_abatch_concurrency_is_bounded_and_results_ordered(provider):
+def test_abatch_concurrency_is_bounded_and_results_ordered(provider, bot):
     """abatch keeps at most `concurrency` requests in flight and returns results in order."""
     echo_images(provider)
     provider.latency = 0.4
     prompts = [f"p{i}" for i in range(8)] + ["FAIL"]
-    results = asyncio.run(gpt_bot(provider).abatch(prompts, concurrency=4, progress=False))
+    results = asyncio.run(bot().abatch(prompts, concurrency=4, progress=False))
     assert [r.name for r in results[:8]] == [f"p{i}.png" for i in range(8)]
     assert isinstance(results[8], Exception)
     assert provider.max_in_flight == 4
 
 
 @pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
-def test_batch_rejects_bad_concurrency(provider, concurrency):
+def test_batch_rejects_bad_concurrency(provider, concurrency, bot):
     """concurrency must be a whole number >= 1."""
     with pytest.raises(ValueError, match="concurrency"):
-        gpt_bot(provider).batch(["a"], concurrency=concurrency)
+        bot().batch(["a"], concurrency=concurrency)
 
 
-def test_batch_rejects_a_single_string(provider):
+def test_batch_rejects_a_single_string(provider, bot):
     """A bare string is not a list of prompts (it would be split into characters)."""
     with pytest.raises(TypeError, match="list of prompts"):
-        gpt_bot(provider).batch("a cat")
+        bot().batch("a cat")
 
 
-def test_many_tasks_can_share_one_bot(provider):
+def test_many_tasks_can_share_one_bot(provider, bot):
     """Concurrent acall tasks on one bot each get their own file."""
     echo_images(provider)
-    bot = gpt_bot(provider)
+    bot = bot()
 
     async def scenario() -> list[Path]:
         return await asyncio.gather(*(bot.acall("same prompt") for _ in range(6)))
@@ -157,20 +153,20 @@ def test_many_tasks_can_share_one_bot(provider):
     assert len(set(paths)) == 6 and all(p.read_bytes() == tagged(b"same prompt") for p in paths)
 
 
-def test_batch_progress_bar_goes_to_stderr_when_asked(provider, capsys):
+def test_batch_progress_bar_goes_to_stderr_when_asked(provider, capsys, bot):
     """progress=True draws a tqdm bar on stderr and nothing on stdout."""
     echo_images(provider)
-    gpt_bot(provider).batch(["a", "b"], progress=True)
+    bot().batch(["a", "b"], progress=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "2/2" in captured.err
 
 
-def test_sync_batch_works_inside_a_running_event_loop(provider):
+def test_sync_batch_works_inside_a_running_event_loop(provider, bot):
     """batch uses threads, so it also works where a loop is already running (notebooks)."""
     echo_images(provider)
 
     async def scenario() -> list:
-        return gpt_bot(provider).batch(["inside loop"], progress=False)
+        return bot().batch(["inside loop"], progress=False)
 
     assert asyncio.run(scenario())[0].name == "inside_loop.png"
     assert threading.active_count() < 50

@@ -41,19 +41,15 @@ def failure(status: int, **headers: str) -> tuple[int, dict, dict]:
     return status, headers, {"error": {"message": f"status {status}", "type": "server_error"}}
 
 
-def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
-
-
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_transient_failures_are_retried_then_succeed(provider, status):
+def test_transient_failures_are_retried_then_succeed(provider, status, bot):
     """Two transient failures, then success: three attempts reach the server, the image is saved."""
     scripted(
         provider,
         "/images/generations",
         [failure(status, **{"Retry-After": "0"}), failure(status, **{"Retry-After": "0"}), ok()],
     )
-    path = gpt_bot(provider)("A fox")
+    path = bot()("A fox")
     assert len(provider.calls("/images/generations")) == 3
     assert path.read_bytes() == PNG
 
@@ -63,7 +59,7 @@ SWITCHABLE = _transport.litellm_version() >= _transport.PER_CALL_MAX_RETRIES_SIN
 
 
 @pytest.mark.parametrize("retries", [0, 1, 2, 3, 5])
-def test_num_retries_is_the_number_of_retries_on_the_openai_path(provider, retries):
+def test_num_retries_is_the_number_of_retries_on_the_openai_path(provider, retries, bot):
     """num_retries + 1 requests reach the server, however many the OpenAI SDK would make on its own.
 
     On a litellm that cannot switch the SDK's retries off (before 1.109) a call makes 3, and
@@ -71,7 +67,7 @@ def test_num_retries_is_the_number_of_retries_on_the_openai_path(provider, retri
     """
     scripted(provider, "/images/generations", [failure(500, **{"Retry-After": "0"})])
     with pytest.raises(litellm.InternalServerError):
-        gpt_bot(provider, num_retries=retries)("A fox")
+        bot(num_retries=retries)("A fox")
     expected = retries + 1 if SWITCHABLE else -(-(retries + 1) // 3) * 3
     assert len(provider.calls("/images/generations")) == expected
 
@@ -113,11 +109,11 @@ def test_max_retries_zero_is_sent_to_the_openai_path(mocker):
 
 
 @pytest.mark.skipif(not SWITCHABLE, reason="litellm before 1.109 retries in the SDK after ImageBot gave up")
-def test_no_request_reaches_the_provider_after_a_call_has_raised(provider):
+def test_no_request_reaches_the_provider_after_a_call_has_raised(provider, bot):
     """4 calls that time out (timeout=1, num_retries=0): 4 requests arrive, and none after the calls raised."""
     provider.latency = 2.5
     scripted(provider, "/images/generations", [ok()])
-    bot = gpt_bot(provider, timeout=1, num_retries=0)
+    bot = bot(timeout=1, num_retries=0)
     for _ in range(4):
         with pytest.raises(litellm.Timeout):
             bot("A fox")
@@ -153,11 +149,11 @@ def test_an_sdk_that_retries_anyway_is_detected_and_counted(fresh_retry_facts):
 
 
 @pytest.mark.skipif(SWITCHABLE, reason="this litellm passes max_retries on: nothing to warn about")
-def test_an_explicit_num_retries_on_an_old_litellm_warns_of_the_sdks_attempts(provider, fresh_retry_facts):
+def test_an_explicit_num_retries_on_an_old_litellm_warns_of_the_sdks_attempts(provider, fresh_retry_facts, bot):
     """Before litellm 1.109 the SDK path makes 3 requests a call: an explicit num_retries says so, once."""
     scripted(provider, "/images/generations", [ok()])
     with pytest.warns(lmb.DependencyChangedWarning, match="num_retries=0 can make 3"):
-        gpt_bot(provider, num_retries=0)("A fox")
+        bot(num_retries=0)("A fox")
 
 
 def test_num_retries_is_consumed_not_forwarded(mocker):
@@ -189,15 +185,15 @@ def test_other_providers_are_retried_too(provider, model, path, extra):
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_client_errors_are_never_retried(provider, status):
+def test_client_errors_are_never_retried(provider, status, bot):
     """400, 401, 403 and 404 are answered once."""
     scripted(provider, "/images/generations", [failure(status)])
     with pytest.raises(openai.APIError):
-        gpt_bot(provider)("A fox")
+        bot()("A fox")
     assert len(provider.calls("/images/generations")) == 1
 
 
-def test_content_policy_refusal_is_not_retried(provider):
+def test_content_policy_refusal_is_not_retried(provider, bot):
     """A content-policy 400 is final."""
     body = {
         "error": {
@@ -208,15 +204,15 @@ def test_content_policy_refusal_is_not_retried(provider):
     }
     scripted(provider, "/images/generations", [(400, {}, body)])
     with pytest.raises(litellm.BadRequestError):
-        gpt_bot(provider)("A fox")
+        bot()("A fox")
     assert len(provider.calls("/images/generations")) == 1
 
 
-def test_retry_after_is_honoured(provider):
+def test_retry_after_is_honoured(provider, bot):
     """A 429 with Retry-After: 1 waits about a second before the next attempt."""
     scripted(provider, "/images/generations", [failure(429, **{"Retry-After": "1"}), ok()])
     start = time.monotonic()
-    gpt_bot(provider)("A fox")
+    bot()("A fox")
     assert time.monotonic() - start >= 1.0
     assert len(provider.calls("/images/generations")) == 2
 
@@ -234,7 +230,7 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(provider):
     assert len(provider.calls("/v1/images/generations")) == 1
 
 
-def test_a_retry_after_beyond_the_timeout_ends_the_call_at_once(provider):
+def test_a_retry_after_beyond_the_timeout_ends_the_call_at_once(provider, bot):
     """A 429 asking for 30 s, with 3 s left: one request, and the call says why it stopped retrying.
 
     Before litellm 1.109 the SDK waits out Retry-After itself: the call still ends at its timeout.
@@ -243,11 +239,11 @@ def test_a_retry_after_beyond_the_timeout_ends_the_call_at_once(provider):
     start = time.monotonic()
     if SWITCHABLE:
         with pytest.raises(litellm.RateLimitError) as caught:
-            gpt_bot(provider, timeout=3)("A fox")
+            bot(timeout=3)("A fox")
         assert "next wait (30.0 s) would pass the 3 s timeout" in "\n".join(getattr(caught.value, "__notes__", []))
     else:
         with pytest.raises(litellm.Timeout, match="gave up"):
-            gpt_bot(provider, timeout=3)("A fox")
+            bot(timeout=3)("A fox")
     assert time.monotonic() - start < 10  # 3 s at most (3 x headroom); waiting out Retry-After would be 30 s
     assert len(provider.calls("/images/generations")) == 1
 
@@ -272,13 +268,13 @@ def test_timeout_bounds_the_whole_call(provider, model, path, extra):
     assert list(Path.cwd().iterdir()) == []
 
 
-def test_timeout_bounds_the_async_call(provider):
+def test_timeout_bounds_the_async_call(provider, bot):
     """The async path is bounded the same way."""
     provider.latency = 4
     scripted(provider, "/images/generations", [ok()])
     start = time.monotonic()
     with pytest.raises(litellm.Timeout):
-        asyncio.run(gpt_bot(provider, timeout=1).acall("A fox"))
+        asyncio.run(bot(timeout=1).acall("A fox"))
     assert time.monotonic() - start < 2
 
 
@@ -294,13 +290,13 @@ def test_timeout_includes_the_download(provider):
     assert list(Path.cwd().iterdir()) == []
 
 
-def test_retries_stay_within_the_timeout(provider):
+def test_retries_stay_within_the_timeout(provider, bot):
     """Slow failures are retried only while time is left; the total stays under timeout + 1 s."""
     provider.latency = 0.6
     scripted(provider, "/images/generations", [failure(503, **{"Retry-After": "0"})])
     start = time.monotonic()
     with pytest.raises(openai.APIError):
-        gpt_bot(provider, timeout=1.5, num_retries=10)("A fox")
+        bot(timeout=1.5, num_retries=10)("A fox")
     assert time.monotonic() - start < 2.5
     assert len(provider.calls("/images/generations")) <= 3
 

@@ -71,10 +71,6 @@ class Timed:
         return sum(arrived <= moment < left for arrived, left, _ in self.visits)
 
 
-def gpt_bot(provider, **kwargs) -> lmb.ImageBot:
-    return lmb.ImageBot(**{"model": "gpt-image-2", "api_base": provider.base, "api_key": "sk-test", **kwargs})
-
-
 def most_in_any_window(times: list[float], window: float) -> int:
     times = sorted(times)
     most, start = 0, 0
@@ -123,10 +119,10 @@ def test_a_throttle_paces_evenly_from_the_start():
     assert [round(b - a, 6) for a, b in itertools.pairwise(sent)] == [0.5] * 9
 
 
-def test_requests_per_minute_is_shared_by_threads_and_tasks(provider):
+def test_requests_per_minute_is_shared_by_threads_and_tasks(provider, bot):
     """Two batches in threads and an async batch on one bot: together they keep the bot's pace."""
     timed = Timed(provider)
-    bot = gpt_bot(provider, requests_per_minute=240)  # one every 0.25 s
+    bot = bot(requests_per_minute=240)  # one every 0.25 s
     # A process's first request spends ~0.2 s inside litellm and the SDK before it is sent (lazy
     # imports, the client); made first, it does not blur the gaps measured below.
     bot.generate("warm up")
@@ -191,55 +187,55 @@ def journal_lines(folder: Path) -> list[dict]:
     return [line for line in lines if "paths" in line]
 
 
-def test_a_rerun_sends_nothing_for_prompts_already_saved(provider):
+def test_a_rerun_sends_nothing_for_prompts_already_saved(provider, bot):
     """A batch with save_dir journals each saved prompt; the same batch again makes no request."""
     timed = Timed(provider)
     prompts = ["a fox", "a cat", "a fox", "an owl"]  # the second "a fox" is its own prompt
-    first = gpt_bot(provider).batch(prompts, concurrency=2, save_dir="out")
+    first = bot().batch(prompts, concurrency=2, save_dir="out")
     assert len(timed.visits) == 4 and len({str(path) for path in first}) == 4
     assert [line["prompt"] for line in sorted(journal_lines(Path("out")), key=lambda x: x["index"])] == prompts
 
-    results = list(gpt_bot(provider).iter_batch(prompts, concurrency=2, save_dir="out"))
+    results = list(bot().iter_batch(prompts, concurrency=2, save_dir="out"))
     assert len(timed.visits) == 4  # no request at all
     assert all(result.resumed and not result.sent for result in results)
     assert sorted((r.index, r.paths[0]) for r in results) == list(enumerate(first))
-    assert gpt_bot(provider).batch(prompts, save_dir="out") == first
+    assert bot().batch(prompts, save_dir="out") == first
 
 
-def test_a_rerun_makes_what_is_missing_or_damaged_and_nothing_else(provider):
+def test_a_rerun_makes_what_is_missing_or_damaged_and_nothing_else(provider, bot):
     """A deleted file and a truncated file are made again, under their names; a torn journal line is ignored."""
     timed = Timed(provider)
     prompts = [f"prompt {i}" for i in range(5)]
-    paths = gpt_bot(provider).batch(prompts, save_dir="out")
+    paths = bot().batch(prompts, save_dir="out")
     paths[1].unlink()
     paths[3].write_bytes(paths[3].read_bytes()[:-20])
     with (Path("out") / JOURNAL).open("a") as journal:
         journal.write('{"v": 1, "key": "torn')  # a crash mid-write
-    again = gpt_bot(provider).batch(prompts, save_dir="out")
+    again = bot().batch(prompts, save_dir="out")
     assert sorted(timed.prompts()[5:]) == ["prompt 1", "prompt 3"]
     assert again[1].read_bytes() == tagged(b"prompt 1") and again[3].read_bytes() == tagged(b"prompt 3")
     assert again == paths and len(list(Path("out").glob("*.png"))) == 5
-    assert gpt_bot(provider).batch(prompts, save_dir="out") == again and len(timed.visits) == 7
+    assert bot().batch(prompts, save_dir="out") == again and len(timed.visits) == 7
 
 
-def test_a_file_saved_just_before_a_kill_is_found_by_its_planned_name(provider):
+def test_a_file_saved_just_before_a_kill_is_found_by_its_planned_name(provider, bot):
     """Killed after saving but before the journal said so: the re-run finds the file, sends nothing for it."""
     timed = Timed(provider)
-    gpt_bot(provider).batch(["a fox", "a cat"], save_dir="out")
+    bot().batch(["a fox", "a cat"], save_dir="out")
     journal = Path("out") / JOURNAL
     lines = journal.read_text().splitlines()
     journal.write_text("\n".join(line for line in lines if '"paths"' not in line or '"a cat"' not in line) + "\n")
-    results = list(gpt_bot(provider).iter_batch(["a fox", "a cat"], save_dir="out"))
+    results = list(bot().iter_batch(["a fox", "a cat"], save_dir="out"))
     assert len(timed.visits) == 2 and all(result.resumed for result in results)
     assert sorted(str(result.paths[0]) for result in results) == ["out/a_cat.png", "out/a_fox.png"]
 
 
-def test_a_prompt_listed_twice_never_takes_the_other_ones_file(provider):
+def test_a_prompt_listed_twice_never_takes_the_other_ones_file(provider, bot):
     """The second "a fox" saved first under "a_fox.png"; the first, killed unsaved, must not adopt it."""
     timed = Timed(provider)
     folder = Path("out")
     folder.mkdir()
-    first, second = gpt_bot(provider).batch(["a fox", "a fox"], save_dir="out")
+    first, second = bot().batch(["a fox", "a fox"], save_dir="out")
     lines = [json.loads(line) for line in (folder / JOURNAL).read_text().splitlines()]
     keys = {line["index"]: line["key"] for line in lines}
     # Rewrite history: the second occurrence saved a_fox.png; the first was killed in flight.
@@ -251,41 +247,41 @@ def test_a_prompt_listed_twice_never_takes_the_other_ones_file(provider):
         {"v": 1, "key": keys[1], "index": 1, "prompt": "a fox", "paths": ["a_fox.png"], "cost": None},
     ]
     (folder / JOURNAL).write_text("".join(json.dumps(record) + "\n" for record in records))
-    again = gpt_bot(provider).batch(["a fox", "a fox"], save_dir="out")
+    again = bot().batch(["a fox", "a fox"], save_dir="out")
     assert len(timed.visits) == 3 and again[1] == Path("out/a_fox.png") and again[0] != again[1]
     assert len(list(folder.glob("*.png"))) == 2
 
 
-def test_a_new_batch_never_replaces_files_already_in_the_folder(provider):
+def test_a_new_batch_never_replaces_files_already_in_the_folder(provider, bot):
     """Names from prompts skip files that are there (yours, or another batch's)."""
     Timed(provider)
     Path("out").mkdir()
     Path("out/a_fox.png").write_bytes(b"mine")
-    assert gpt_bot(provider).batch(["a fox"], save_dir="out") == [Path("out/a_fox_2.png")]
+    assert bot().batch(["a fox"], save_dir="out") == [Path("out/a_fox_2.png")]
     assert Path("out/a_fox.png").read_bytes() == b"mine"
 
 
-def test_other_settings_or_resume_false_make_the_images_again(provider):
+def test_other_settings_or_resume_false_make_the_images_again(provider, bot):
     """The journal knows the settings: another quality makes new images; resume=False starts afresh."""
     timed = Timed(provider)
-    gpt_bot(provider).batch(["a fox"], save_dir="out")
-    gpt_bot(provider, quality="high").batch(["a fox"], save_dir="out")
+    bot().batch(["a fox"], save_dir="out")
+    bot(quality="high").batch(["a fox"], save_dir="out")
     assert len(timed.visits) == 2
-    gpt_bot(provider).batch(["a fox"], save_dir="out", resume=False)
+    bot().batch(["a fox"], save_dir="out", resume=False)
     assert len(timed.visits) == 3
     assert len(journal_lines(Path("out"))) == 1  # a fresh journal
 
 
-def test_the_async_batch_resumes_too(provider):
+def test_the_async_batch_resumes_too(provider, bot):
     timed = Timed(provider)
-    asyncio.run(gpt_bot(provider).abatch(["one", "two"], save_dir="out"))
-    results = asyncio.run(gpt_bot(provider).abatch(["one", "two", "three"], save_dir="out"))
+    asyncio.run(bot().abatch(["one", "two"], save_dir="out"))
+    results = asyncio.run(bot().abatch(["one", "two", "three"], save_dir="out"))
     assert timed.prompts()[2:] == ["three"] and [path.name for path in results] == ["one.png", "two.png", "three.png"]
 
 
-def test_resume_without_a_folder_is_refused(provider):
+def test_resume_without_a_folder_is_refused(provider, bot):
     with pytest.raises(ValueError, match="resume needs save_dir"):
-        gpt_bot(provider).batch(["a fox"], resume=True)
+        bot().batch(["a fox"], resume=True)
 
 
 def test_kill_9_halfway_then_rerun_leaves_exactly_every_image(provider, capsys):
@@ -326,10 +322,10 @@ def priced(provider) -> None:
     provider.gpt_image()
 
 
-def test_max_cost_stops_before_the_cap_and_reports_the_rest_as_not_sent(provider):
+def test_max_cost_stops_before_the_cap_and_reports_the_rest_as_not_sent(provider, bot):
     """Estimated at $0.0082 (low, 1024x1024): a $0.05 cap sends 6 of 10 prompts; 4 come back not sent."""
     priced(provider)
-    bot = gpt_bot(provider, quality="low")
+    bot = bot(quality="low")
     results = bot.generate_batch([f"p{i}" for i in range(10)], concurrency=3, return_url=True, max_cost=0.05)
     sent = [result for result in results if not isinstance(result, Exception)]
     not_sent = [result for result in results if isinstance(result, lmb.NotSentError)]
@@ -338,17 +334,17 @@ def test_max_cost_stops_before_the_cap_and_reports_the_rest_as_not_sent(provider
     assert "max_cost=$0.05" in str(not_sent[0]) and "higher max_cost" in str(not_sent[0])
 
 
-def test_max_cost_below_one_image_sends_nothing(provider):
+def test_max_cost_below_one_image_sends_nothing(provider, bot):
     priced(provider)
-    results = gpt_bot(provider, quality="high").batch(["a", "b"], return_url=True, max_cost=0.01)
+    results = bot(quality="high").batch(["a", "b"], return_url=True, max_cost=0.01)
     assert all(isinstance(result, lmb.NotSentError) for result in results)
     assert provider.calls("/images/generations") == []
 
 
-def test_max_cost_counts_what_the_journal_says_was_spent(provider):
+def test_max_cost_counts_what_the_journal_says_was_spent(provider, bot):
     """A resumed batch keeps the same cap: the first run's spending counts."""
     priced(provider)
-    bot = gpt_bot(provider, quality="low")
+    bot = bot(quality="low")
     bot.batch(["a", "b", "c"], save_dir="out")
     results = bot.batch(["a", "b", "c", "d", "e"], save_dir="out", max_cost=0.035)
     assert len(provider.calls("/images/generations")) == 4  # 3 + "d"; "e" would pass $0.035
@@ -388,16 +384,16 @@ def test_an_imagebot_pickles_with_its_settings_and_a_fresh_pace():
     assert copy._throttle is not bot._throttle and copy._throttle.requests_per_minute == 30
 
 
-def test_batch_on_any_executor_gives_the_same_results_in_order(provider):
+def test_batch_on_any_executor_gives_the_same_results_in_order(provider, bot):
     timed = Timed(provider)
     prompts = ["one", "this will FAIL?", "three", "four"]
     with ThreadPoolExecutor(3) as pool:
-        results = gpt_bot(provider).batch(prompts, concurrency=3, save_dir="out", executor=pool)
+        results = bot().batch(prompts, concurrency=3, save_dir="out", executor=pool)
     assert [path.name for path in results] == ["one.png", "this_will_fail.png", "three.png", "four.png"]
     assert len(timed.visits) == 4
 
 
-def test_a_dask_cluster_runs_the_batch_in_worker_processes(provider):
+def test_a_dask_cluster_runs_the_batch_in_worker_processes(provider, bot):
     """A real LocalCluster with two worker processes: same results and order; files saved; a failure in place."""
     distributed = pytest.importorskip("distributed")
 
@@ -416,7 +412,7 @@ def test_a_dask_cluster_runs_the_batch_in_worker_processes(provider):
         distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
     ):
-        bot = gpt_bot(provider)
+        bot = bot()
         results = bot.batch(prompts, concurrency=4, save_dir=out, executor=client.get_executor())
         worker_pids = set(client.run(os.getpid).values())
     assert [path.name for path in results[:12]] == [f"image_{i}.png" for i in range(12)]

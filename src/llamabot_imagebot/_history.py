@@ -7,6 +7,7 @@ and threads can record at once without losing a row.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import closing
@@ -256,8 +257,6 @@ def chain(file: str | Path, path: Path | None = None, longest: int = 100) -> lis
     An edit's settings name its inputs' SHA-256 (``inputs``); each step finds the generation that
     saved a file with that hash (the first input's, where there were several).
     """
-    import hashlib
-
     if not _exists(path):
         return []
     found: list[dict[str, Any]] = []

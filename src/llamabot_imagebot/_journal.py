@@ -75,12 +75,13 @@ def item_keys(items: Iterable[tuple[str, Any]], settings_fingerprint: str) -> li
 
 
 def safe_name(name: Any, *, image: bool) -> bool:
-    """A name the journal may use: plain (no folder, not hidden, no NUL), short enough, an image's if ``image``."""
+    """A name the journal may use: plain (no folder, not hidden, no NUL), short enough, and an image's
+    file name (``image``) or a stem with no extension at all (the image's real one is added to it)."""
     if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("."):
         return False
     if any(bad in name for bad in ("/", "\\", "\x00")) or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         return False
-    return not image or os.path.splitext(name)[1].lower() in _IMAGE_SUFFIXES
+    return os.path.splitext(name)[1].lower() in _IMAGE_SUFFIXES if image else "." not in name
 
 
 def _checked(record: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -7,6 +7,7 @@ AWS key ids), or in a URL (``user:password@``, ``?token=``, ``?sig=``, ``X-Amz-S
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import urllib.parse
@@ -87,6 +88,9 @@ def secret_values(value: Any, name: str = "") -> set[str]:
         if parts is not None:
             if parts.password:
                 found.add(parts.password)
+                # The userinfo travels as a Basic-auth header too, and a provider may echo it back.
+                userinfo = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password)}"
+                found.add(base64.b64encode(userinfo.encode("utf-8")).decode("ascii"))
             found |= {v for _, v in urllib.parse.parse_qsl(parts.query)}
     return found
 

@@ -469,10 +469,11 @@ def _summary(printer: Printer, tally: dict[str, int], args: argparse.Namespace, 
             f"resumed {tally['resumed']}, made {tally['made']} of {total}: {tally['resumed']} were already saved in "
             f"{args.dir} (its journal says so and the files are intact); --no-resume makes them again"
         )
-    if tally["not_sent"]:
+    held = tally["not_sent"]
+    if held:
         printer.note(
-            f"{tally['not_sent']} prompt{'s' * (tally['not_sent'] != 1)} not sent: --max-cost ${args.max_cost:g} would have been crossed; run the same "
-            "command with a higher --max-cost to make them"
+            f"{held} prompt{'s' * (held != 1)} not sent: --max-cost ${args.max_cost:g} would have been crossed; "
+            "run the same command with a higher --max-cost to make them"
         )
 
 
