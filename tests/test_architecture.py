@@ -28,6 +28,8 @@ HEAVY = {
     "tqdm": "batches only",
     "sqlite3": "the history only",
     "asyncio": "async calls and batches only (60 ms to import)",
+    "concurrent": "batches only (it loads logging)",
+    "inspect": "once, to read litellm's register_model signature",
     "email": "an HTTP-date Retry-After only",
     "importlib": "the version and lazy names only",
     "platformdirs": "the history's default folder only",

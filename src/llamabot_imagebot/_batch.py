@@ -10,7 +10,7 @@ crash can lose, stay O(concurrency) whatever the batch's length.
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import math
 import sys
 import threading
@@ -25,6 +25,7 @@ from llamabot_imagebot._throttle import Throttle
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
     from typing import Any
 
@@ -213,10 +214,14 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
 def run(batch: Batch) -> Iterator[BatchResult]:
     """A batch from sync code: the driver on a loop thread, each item in a worker thread (or the caller's executor).
 
-    Results come to the caller's thread one at a time, as it asks: the driver submits nothing
-    while the caller is busy with a result, as a plain generator would.
+    The driver refills a slot as soon as an item finishes, without waiting for the caller's
+    thread (whose every wake-up costs a GIL switch when 64 threads are busy); it hands results
+    over through a queue of at most ``concurrency``, so a caller that stops reading stops the
+    batch from running ahead: memory stays O(concurrency).
     """
     import asyncio
+    import concurrent.futures
+    import queue
 
     plan = batch.plan()
     cancel = threading.Event()
@@ -237,21 +242,20 @@ def run(batch: Batch) -> Iterator[BatchResult]:
         steps = drive(plan, batch.concurrency, submit)
     else:
         steps = drive(plan, batch.concurrency, *batch.remote(plan))
-    waiting: concurrent.futures.Future[BatchResult] | None = None
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=batch.concurrency)
+    pumping = asyncio.run_coroutine_threadsafe(_pump(steps, handoff, cancel), loop)
     try:
-        while True:
-            waiting = asyncio.run_coroutine_threadsafe(_next(steps), loop)
-            try:
-                result = _result(waiting)
-            except StopAsyncIteration:
-                break
-            waiting = None
-            yield result
+        while (item := _taken(handoff)) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
     finally:
         cancel.set()  # items still running stop at their next check (within 0.1 s)
-        if waiting is not None and not waiting.done():
-            waiting.cancel()
-            concurrent.futures.wait([waiting])
+        while not pumping.done():  # the pump may be waiting for room in the queue
+            with contextlib.suppress(queue.Empty):
+                handoff.get_nowait()
+            pumping.cancel()
+            concurrent.futures.wait([pumping], timeout=_WAKE)
         asyncio.run_coroutine_threadsafe(steps.aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
@@ -260,14 +264,44 @@ def run(batch: Batch) -> Iterator[BatchResult]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-async def _next(steps: AsyncGenerator[BatchResult, None]) -> BatchResult:
-    return await steps.__anext__()
+_DONE = object()
 
 
-def _result(future: concurrent.futures.Future[BatchResult]) -> BatchResult:
-    """Wait for ``future`` in short slices, so that Ctrl-C in this thread is seen at once."""
+class _Failed:
+    """The driver raised: the caller's thread raises it."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _pump(steps: AsyncGenerator[BatchResult, None], handoff: Any, cancel: threading.Event) -> None:
+    """Move each result into ``handoff`` as the driver makes it (waiting, without blocking the loop, for room)."""
+    import asyncio
+    import queue
+
+    async def put(item: Any) -> None:
+        while not cancel.is_set():
+            try:
+                handoff.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.005)
+
+    try:
+        async for result in steps:
+            await put(result)
+    except Exception as exc:  # a plan that could not start (a busy folder, say): the caller raises it
+        await put(_Failed(exc))
+        return
+    await put(_DONE)
+
+
+def _taken(handoff: Any) -> Any:
+    """The next item, waiting in short slices so that Ctrl-C in this thread is seen at once."""
+    import queue
+
     while True:
         try:
-            return future.result(timeout=_WAKE)
-        except concurrent.futures.TimeoutError:
+            return handoff.get(timeout=_WAKE)
+        except queue.Empty:
             continue

@@ -12,11 +12,10 @@ import binascii
 import re
 import unicodedata
 import urllib.parse
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from llamabot_imagebot._exceptions import InvalidImageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -139,13 +138,20 @@ def decode_base64(data: str | bytes) -> bytes:
         raise InvalidImageError(msg) from exc
 
 
-@dataclass(frozen=True)
 class DataURI:
     """A parsed ``data:`` URI."""
 
-    mime_type: str
-    payload: str
-    is_base64: bool
+    __slots__ = ("is_base64", "mime_type", "payload")
+
+    def __init__(self, mime_type: str, payload: str, is_base64: bool) -> None:
+        self.mime_type, self.payload, self.is_base64 = mime_type, payload, is_base64
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataURI):
+            return NotImplemented
+        return (self.mime_type, self.payload, self.is_base64) == (other.mime_type, other.payload, other.is_base64)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def parse(cls, uri: str) -> DataURI:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Shut-down models litellm's table no longer lists (litellm >= 1.110 dropped them), with the
 #: date OpenAI shut them down. Used only to explain a 404; everything else comes from the table.
@@ -27,14 +30,16 @@ EDITS_ENDPOINT = "/v1/images/edits"
 _PRICE_VARIANT = re.compile(r"^(?:(?P<provider>[^/]+)/)??(?:(?:standard|hd|low|medium|high)/)?\d+-x-\d+/(?P<model>.+)$")
 
 
-class Lifecycle(NamedTuple):
-    """One model's lifecycle as litellm's table gives it."""
+class Lifecycle:
+    """One model's lifecycle as litellm's table gives it.
 
-    model: str
-    #: "current", "retiring" (a shut-down date ahead) or "retired" (the date has passed).
-    status: str
-    date: datetime.date | None
-    successor: str | None
+    ``status`` is "current", "retiring" (a shut-down date ahead) or "retired" (the date has passed).
+    """
+
+    __slots__ = ("date", "model", "status", "successor")
+
+    def __init__(self, model: str, status: str, date: datetime.date | None, successor: str | None) -> None:
+        self.model, self.status, self.date, self.successor = model, status, date, successor
 
 
 def entry_for(table: Mapping[str, Any], model: str, provider: str | None = None, name: str | None = None) -> Any:
@@ -147,16 +152,23 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-class CatalogRow(NamedTuple):
+class CatalogRow:
     """One image model in litellm's table, as ``imagebot models`` shows it."""
 
-    model: str
-    provider: str
-    status: str
-    date: datetime.date | None
-    successor: str | None
-    pricing: str
-    edits: bool
+    __slots__ = ("date", "edits", "model", "pricing", "provider", "status", "successor")
+
+    def __init__(
+        self,
+        model: str,
+        provider: str,
+        status: str,
+        date: datetime.date | None,
+        successor: str | None,
+        pricing: str,
+        edits: bool,
+    ) -> None:
+        self.model, self.provider, self.status, self.date = model, provider, status, date
+        self.successor, self.pricing, self.edits = successor, pricing, edits
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,10 @@ import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"key|secret|token|password|passwd|credential|auth|signature|cookie", re.IGNORECASE)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import queue
 import random
 import re
 import threading
@@ -162,33 +163,75 @@ async def arun(
 
 
 def bounded(fn: Callable[..., Any], kwargs: dict[str, Any], wait: float, cancel: threading.Event | None) -> Outcome:
-    """Run ``fn(**kwargs)`` in a daemon thread and wait for it at most ``wait`` seconds.
+    """Run ``fn(**kwargs)`` on a daemon worker thread and wait for it at most ``wait`` seconds.
 
     A provider path that ignores ``timeout`` would otherwise hang the caller, and a batch's
-    Ctrl-C (``cancel``) could not stop it; the abandoned thread ends when the provider answers.
+    Ctrl-C (``cancel``) could not stop it; an abandoned attempt ends when the provider answers.
     """
-    outcome = Outcome(timed_out=True)
+    done = threading.Event()
+    box: list[Outcome] = []
     context = contextvars.copy_context()
 
     def target() -> None:
-        nonlocal outcome
         try:
-            outcome = Outcome(context.run(fn, **kwargs))
+            box.append(Outcome(context.run(fn, **kwargs)))
         except Exception as exc:
-            outcome = Outcome(error=exc)
+            box.append(Outcome(error=exc))
         except BaseException as exc:
-            outcome = Outcome(error=_Escaped(exc))
+            box.append(Outcome(error=_Escaped(exc)))
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name="imagebot-request", daemon=True)
-    thread.start()
+    WORKERS.run(target)
     end = time.monotonic() + wait
-    while thread.is_alive() and (left := end - time.monotonic()) > 0:
+    while not done.is_set() and (left := end - time.monotonic()) > 0:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
-        thread.join(min(left, 0.1) if cancel is not None else left)  # short slices only when someone may cancel
-    if isinstance(outcome.error, _Escaped):
-        raise outcome.error.inner
-    return outcome
+        done.wait(min(left, 0.1) if cancel is not None else left)  # short slices only when someone may cancel
+    if not box:
+        return Outcome(timed_out=True)
+    if isinstance(box[0].error, _Escaped):
+        raise box[0].error.inner
+    return box[0]
+
+
+class _Workers:
+    """Daemon threads that each run one attempt at a time and are reused: starting a thread per
+    attempt costs more CPU than the attempt's own bookkeeping. A worker idle for a few seconds
+    ends; a busy one never keeps the process from exiting (daemon)."""
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def run(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # an idle worker takes it
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name="imagebot-request", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0 and self._tasks.empty():
+                        self._idle -= 1
+                        return
+                continue
+            task()
+            with self._lock:
+                self._idle += 1
+
+
+WORKERS = _Workers()
 
 
 class _Escaped(Exception):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import difflib
 import functools
-import inspect
 import os
 import threading
 from collections.abc import Mapping
@@ -170,6 +169,8 @@ def ensure_routable(model: str) -> None:
     litellm = load_litellm()
     if model in getattr(litellm, "openai_image_generation_models", ()) or model in litellm.model_cost:
         return  # litellm <= 1.109 lists them itself
+    import inspect  # once per process, to read litellm's register_model signature
+
     entry = {model: {"litellm_provider": "openai", "mode": "image_generation"}}
     # custom_llm_provider (litellm >= 1.110) keeps register_model from probing the unknown name.
     scoped = "custom_llm_provider" in inspect.signature(litellm.register_model).parameters

@@ -64,6 +64,8 @@ class Generation:
         self.sent: dict[str, Any] | None = None
         self.dropped: list[str] = []
         self.answer: bytes | None = None
+        #: Whether the call's settings differ from its bot's (per-call overrides).
+        self.overridden = False
         self.history = (
             history_path(settings.history_option, _history.default_path()) if settings.history_option else None
         )

@@ -244,8 +244,11 @@ class ImageBot:
 
     def _generation(self, operation: Any, overrides: Optional[dict[str, Any]] = None, **state: Any) -> _step.Generation:
         """One call on this bot: its settings (with the overrides) checked, its operation, the bot's pace."""
-        settings = Settings.of(self).replace(overrides or {})
-        return _step.Generation(settings, operation, throttle=self._pace(settings), clock=self._clock, **state)
+        base = Settings.of(self)
+        settings = base.replace(overrides or {})
+        generation = _step.Generation(settings, operation, throttle=self._pace(settings), clock=self._clock, **state)
+        generation.overridden = settings is not base
+        return generation
 
     def _pace(self, settings: Settings) -> Throttle:
         same = settings.requests_per_minute == self.requests_per_minute
@@ -253,7 +256,7 @@ class ImageBot:
 
     def _bot_for(self, generation: _step.Generation) -> ImageBot:
         """The bot llamabot's steps get: this one, or a copy with the call's overrides."""
-        if generation.settings.values() == Settings.of(self).values():
+        if not generation.overridden:
             return self
         return _restore(generation.settings, generation.throttle)
 
@@ -301,6 +304,8 @@ async def _aproduce(bot: Any, generation: _step.Generation, mode: str, where: An
                 response = await agenerate_image_response(bot, generation.prompt)
             else:
                 response = await _step.asend(generation, generation.edit_kwargs())
+        if mode != "save" and generation.history is None:  # nothing to write or fetch: no thread needed
+            return _step.deliver(generation, response, mode, where, _delivery_steps())
         return await asyncio.to_thread(_step.deliver, generation, response, mode, where, _delivery_steps())
 
 
