@@ -278,3 +278,43 @@ def test_iter_batch_yields_each_outcome_as_it_finishes(provider):
     assert sorted(by_index) == [0, 1, 2] and not by_index[1].ok and by_index[1].paths == []
     assert by_index[0].paths == [Path("out/one.png")] and by_index[0].paths[0].read_bytes() == tagged(b"one")
     assert by_index[2].prompt == "three" and by_index[2].ok
+
+
+def test_every_option_of_every_command_is_documented():
+    """docs/cli.md names every option the parser has (so the reference cannot fall behind the command)."""
+    from llamabot_imagebot.cli import build_parser
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    parser = build_parser()
+    commands = next(action for action in parser._actions if action.dest == "command").choices
+    missing = [
+        f"{name} {option}"
+        for name, sub in [("imagebot", parser), *commands.items()]
+        for action in sub._actions
+        for option in action.option_strings
+        if option not in ("-h", "--help") and f"`{option}" not in text and f" {option}" not in text
+    ]
+    missing += [f"command {name}" for name in commands if f"`{name}`" not in text]
+    assert missing == []
+
+
+@pytest.mark.wire
+def test_the_edit_command_saves_prints_and_records(provider, capsys, monkeypatch, tmp_path):
+    """`imagebot edit IMAGE -p PROMPT --mask MASK -o PATH`: the path printed, the input's SHA-256 in its record."""
+    import hashlib
+
+    from llamabot_imagebot.cli import main
+
+    provider.json_route("/images/edits", {"created": 1, "data": [{"b64_json": b64(tagged(b"edited"))}]})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    image.write_bytes(tagged(b"input"))
+    mask.write_bytes(tagged(b"mask"))
+    out = tmp_path / "out.png"
+    status = main(
+        ["edit", str(image), "-p", "Make it blue", "--mask", str(mask), "-o", str(out), "--api-base", provider.base]
+    )
+    assert status == 0 and capsys.readouterr().out.strip() == str(out)
+    info = lmb.image_info(out)
+    assert info["settings"]["inputs"] == [hashlib.sha256(image.read_bytes()).hexdigest()]
+    assert info["settings"]["mask"] == hashlib.sha256(mask.read_bytes()).hexdigest()

@@ -339,3 +339,14 @@ def test_repr_leaves_out_what_the_model_is_never_sent():
     """gpt-image-2 is never sent response_format, so its repr does not show one; dall-e-3's does."""
     assert "response_format" not in repr(ImageBot(model="gpt-image-2"))
     assert "response_format='url'" in repr(quiet_bot(model="dall-e-3"))
+
+
+def test_a_misspelled_setting_is_named_and_still_sent(mocker):
+    """`qualty="high"`: a warning naming `quality`; the provider still gets what was written (it may know it)."""
+    patched = mocker.patch(
+        "litellm.image_generation", return_value=ImageResponse(data=[ImageObject(b64_json=b64(PNG))])
+    )
+    with pytest.warns(lmb.UnsupportedSettingWarning, match=r"'qualty'.*did you mean 'quality'") as caught:
+        lmb.ImageBot(model="gpt-image-2", qualty="high", colour="red").generate("A fox")
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    assert patched.call_args.kwargs["qualty"] == "high" and patched.call_args.kwargs["colour"] == "red"

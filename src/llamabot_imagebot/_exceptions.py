@@ -37,8 +37,13 @@ if TYPE_CHECKING:  # typing costs import time nobody needs at run time
     from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-#: The folders whose frames a warning skips, so that it points at the caller's own line.
-_OURS = (_HERE + os.sep, os.path.join(os.path.dirname(_HERE), "llamabot") + os.sep)
+#: The files whose frames a warning skips, so that it points at the caller's own line: this
+#: package's, its ``llamabot`` face's, and the standard library's context managers ImageBot uses.
+_OURS = (
+    _HERE + os.sep,
+    os.path.join(os.path.dirname(_HERE), "llamabot") + os.sep,
+    os.path.join(os.path.dirname(os.__file__), "contextlib.py"),
+)
 
 
 def warn(message: str, category: type[Warning]) -> None:

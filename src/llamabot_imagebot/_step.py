@@ -107,6 +107,7 @@ class Generation:
     def warn(self) -> None:
         """Before the first request: whether litellm's table says the model is shut down, or retries cannot be kept."""
         _transport.warn_fixed_sdk_retries(self.settings, self.provider)
+        _routing.warn_misspelled(self.settings, self._accepted())
         if not getattr(self.settings.model, "reference_default", False):  # the reference's default stays silent
             _routing.warn_lifecycle(self.settings.model, self.settings.custom_llm_provider)
 
@@ -115,6 +116,13 @@ class Generation:
         kwargs = self.kwargs()
         _routing.warn_dropped(self.settings.model, self.dropped)
         return kwargs
+
+    def _accepted(self) -> frozenset[str]:
+        settings = self.settings
+        return (
+            _routing.supported_params(settings.model, settings.custom_llm_provider, settings.extra.get("base_model"))
+            or frozenset()
+        )
 
     def client(self, timeout: Any, *, on_loop: bool) -> Any:
         """A client of litellm's kind for one attempt, where a guarantee needs one (``_transport.attempt_client``)."""
