@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import sys
 import threading
 
@@ -221,7 +222,6 @@ def run(batch: Batch) -> Iterator[BatchResult]:
     """
     import asyncio
     import concurrent.futures
-    import queue
 
     plan = batch.plan()
     cancel = threading.Event()
@@ -277,7 +277,6 @@ class _Failed:
 async def _pump(steps: AsyncGenerator[BatchResult, None], handoff: Any, cancel: threading.Event) -> None:
     """Move each result into ``handoff`` as the driver makes it (waiting, without blocking the loop, for room)."""
     import asyncio
-    import queue
 
     async def put(item: Any) -> None:
         while not cancel.is_set():
@@ -298,8 +297,6 @@ async def _pump(steps: AsyncGenerator[BatchResult, None], handoff: Any, cancel: 
 
 def _taken(handoff: Any) -> Any:
     """The next item, waiting in short slices so that Ctrl-C in this thread is seen at once."""
-    import queue
-
     while True:
         try:
             return handoff.get(timeout=_WAKE)
