@@ -7,16 +7,19 @@ sends to a worker process. Pure code: nothing here imports litellm.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 from pathlib import Path
 
 from llamabot_imagebot import _openai
+from llamabot_imagebot._exceptions import UnsupportedSettingWarning, warn
 from llamabot_imagebot._redact import MASK, is_secret_name, redact, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 #: The reference's defaults for ``timeout`` and for ``num_retries`` (litellm's name, ImageBot's retries).
@@ -295,3 +298,53 @@ def check_prompt(settings: Settings, prompt: Any) -> str:
         raise ValueError(msg)
     _openai.check_prompt(settings.model, prompt, settings.extra)
     return prompt
+
+
+#: Settings a request may carry besides the checked ones: OpenAI's GPT image parameters, litellm's own
+#: keyword arguments, and ImageBot's; a close misspelling of one of these is warned about.
+KNOWN_SETTINGS = frozenset(
+    {
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "input_fidelity",
+        "partial_images",
+        "image_config",
+        "aspect_ratio",
+        "negative_prompt",
+        "seed",
+        "custom_llm_provider",
+        "drop_params",
+        "extra_headers",
+        "extra_body",
+        "base_model",
+        "metadata",
+        "num_retries",
+        "max_retries",
+        "vertex_project",
+        "vertex_location",
+        "vertex_credentials",
+        "aws_region_name",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "azure_ad_token",
+        "organization",
+        *_openai.CHECKED_PARAMS,
+    }
+)
+
+
+def warn_misspelled(settings: Settings, accepted: Iterable[str] = ()) -> None:
+    """Warn when an extra keyword looks like a misspelling of a setting (``qualty``); it is still sent."""
+    known = KNOWN_SETTINGS | frozenset(accepted) | frozenset(OWN)
+    for key in settings.extra:
+        if key in known or not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        if close:
+            warn(
+                f"{key!r} is not a setting ImageBot or {settings.model} knows; did you mean {close[0]!r}? "
+                "It was sent to the provider as given.",
+                UnsupportedSettingWarning,
+            )

@@ -22,7 +22,7 @@ from llamabot_imagebot._exceptions import HistoryWarning, NoImageError, warn
 from llamabot_imagebot._formats import numbered, slugify
 from llamabot_imagebot._operations import Edit, Generate, with_inputs
 from llamabot_imagebot._response import GeneratedImage, GeneratedImages, parse_response
-from llamabot_imagebot._settings import Settings, check_prompt, history_path
+from llamabot_imagebot._settings import Settings, check_prompt, history_path, warn_misspelled
 from llamabot_imagebot._throttle import PausedTooLong, Throttle
 
 TYPE_CHECKING = False
@@ -107,7 +107,7 @@ class Generation:
     def warn(self) -> None:
         """Before the first request: whether litellm's table says the model is shut down, or retries cannot be kept."""
         _transport.warn_fixed_sdk_retries(self.settings, self.provider)
-        _routing.warn_misspelled(self.settings, self._accepted())
+        warn_misspelled(self.settings, self._accepted())
         if not getattr(self.settings.model, "reference_default", False):  # the reference's default stays silent
             _routing.warn_lifecycle(self.settings.model, self.settings.custom_llm_provider)
 
