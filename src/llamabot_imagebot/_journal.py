@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 from llamabot_imagebot._exceptions import FolderBusyError, JournalWarning, warn
-from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, require_complete, sniff_mime
-from llamabot_imagebot._info import file_ends
+from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, TAIL_BYTES, require_complete, sniff_mime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -185,16 +184,29 @@ def complete_files(folder: Path, names: Iterable[str]) -> list[Path] | None:
             return None
         if not stat.S_ISREG(info.st_mode):
             return None
-        head, tail = file_ends(path)
+        head, tail = _ends(path, info.st_size)
         mime = sniff_mime(head[:SNIFF_BYTES])
         if mime is None:
             return None
         try:
-            require_complete(head, tail or head, info.st_size, mime)
+            require_complete(head, tail, info.st_size, mime)
         except ValueError:
             return None
         paths.append(path)
     return paths
+
+
+def _ends(path: Path, size: int) -> tuple[bytes, bytes]:
+    """The first and last few bytes of a file: all that telling a whole image needs (a resume reads thousands)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+            if size <= SNIFF_BYTES:
+                return head, head
+            file.seek(size - TAIL_BYTES)
+            return head, file.read(TAIL_BYTES)
+    except OSError:
+        return b"", b""
 
 
 def find_saved(folder: Path, stems: list[str]) -> list[Path] | None:
