@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import threading
@@ -243,3 +244,29 @@ def test_a_provider_that_stalls_holds_no_thread(provider):
         recraft(provider, num_retries=0)("A fox")
     time.sleep(0.3)
     assert threading.active_count() <= before + 1
+
+
+@pytest.mark.wire
+def test_requests_per_minute_holds_while_429s_come_back(provider):
+    """requests_per_minute=4 with every answer a 429 and retries on: no 60 s window ever holds more than
+    4 requests, retries included (driven by a fake clock, so the minute takes no time)."""
+    from llamabot_imagebot._throttle import Throttle
+    from tests.fakes import FakeClock
+
+    clock = FakeClock(1000.0)
+    sent: list[float] = []
+
+    def limited(_request: Request) -> Response:
+        sent.append(clock.now())
+        return Response(json.dumps({"error": {"message": "slow down"}}), 429)
+
+    provider.route("/v1/images/generations", limited)
+    bot = recraft(provider, requests_per_minute=4, num_retries=2)
+    bot._clock = clock
+    bot._throttle = Throttle(4, clock)
+    for _ in range(3):
+        with pytest.raises(litellm.RateLimitError):
+            bot("A fox")
+    assert len(sent) == 9
+    assert all(b - a >= 15.0 - 1e-6 for a, b in itertools.pairwise(sent))
+    assert max(sum(1 for t in sent if start <= t < start + 60) for start in sent) <= 4

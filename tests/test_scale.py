@@ -421,3 +421,14 @@ def test_a_dask_cluster_runs_the_batch_in_worker_processes(provider, bot):
     assert os.getpid() not in worker_pids and len(worker_pids) == 2
     assert len(journal_lines(out)) == 12  # written here, by the driver
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in results[:12])
+
+
+def test_a_repeated_batch_says_it_resumed(provider, bot, tmp_path):
+    """The same batch on the same folder again: its old files come back, and a ResumedWarning says so."""
+    import llamabot as lmb
+
+    provider.gpt_image()
+    first = bot().batch(["a fox", "a cat"], save_dir=tmp_path / "out")
+    with pytest.warns(lmb.ResumedWarning, match="Resumed 2 of 3 .* made 1"):
+        again = bot().batch(["a fox", "a cat", "a dog"], save_dir=tmp_path / "out")
+    assert again[:2] == first

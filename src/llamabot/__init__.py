@@ -56,6 +56,9 @@ from llamabot_imagebot import (
     RemoteError as RemoteError,
 )
 from llamabot_imagebot import (
+    ResumedWarning as ResumedWarning,
+)
+from llamabot_imagebot import (
     RetiredModelWarning as RetiredModelWarning,
 )
 from llamabot_imagebot import (

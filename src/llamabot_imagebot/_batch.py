@@ -187,6 +187,7 @@ async def drive(
                 yield plan.finished(pending.pop(future), *_outcome(future))
             for result in plan.unsent():
                 yield result
+        plan.say_resumed()
     finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
         for future in pending:
             future.cancel()

@@ -62,21 +62,22 @@ class Printer:
 
     def result(self, line: str) -> None:
         """One result line on stdout, flushed at once (a line printed is a file saved)."""
-        if self.bar is not None:
-            self.bar.write(line, file=self.out)
-        else:
-            print(line, file=self.out)
-        self.out.flush()
+        self._print(line, self.out)
 
     def note(self, text: str, *, error: bool = False) -> None:
         """A line for the person at the terminal, on stderr (errors even when quiet)."""
-        if self.quiet and not error:
-            return
-        line = f"imagebot: {text}"
+        if not self.quiet or error:
+            self._print(f"imagebot: {text}", sys.stderr)
+
+    def _print(self, line: str, stream: TextIO) -> None:
+        # The bar is cleared from its line first and drawn again below: tqdm's own write() only
+        # does so when the stream is sys.stdout, which the command redirects while it works.
         if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
+            self.bar.clear()
+        print(line, file=stream)
+        stream.flush()
+        if self.bar is not None:
+            self.bar.refresh()
 
     def advance(self) -> None:
         if self.bar is not None:

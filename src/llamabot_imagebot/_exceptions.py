@@ -23,6 +23,7 @@ Provider failures keep litellm's own exception types (every one subclasses
     ├── HistoryWarning          a generation could not be recorded in the history
     ├── DependencyChangedWarning    litellm changed; ImageBot fell back to documented behaviour
     ├── JournalWarning          a batch journal held lines ImageBot did not write (skipped)
+    ├── ResumedWarning          a batch returned images an earlier run had already saved
     └── LlamabotConflictWarning     the real llamabot is installed too (both own ``llamabot/``)
 """
 
@@ -139,6 +140,10 @@ class LlamabotConflictWarning(UserWarning):
 
 class JournalWarning(UserWarning):
     """A batch journal held lines ImageBot did not write, or names it will not use: they were skipped."""
+
+
+class ResumedWarning(UserWarning):
+    """A batch resumed: some prompts' images were already saved by an earlier run, and were not asked for again."""
 
 
 class ContentCredentialsWarning(UserWarning):

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from llamabot_imagebot import _errors, _journal, _prices
-from llamabot_imagebot._exceptions import JournalWarning, NotSentError, warn
+from llamabot_imagebot._exceptions import JournalWarning, NotSentError, ResumedWarning, warn
 from llamabot_imagebot._formats import numbered, slugify
 from llamabot_imagebot._response import BatchResult, GeneratedImage, GeneratedImages
 from llamabot_imagebot._step import Destination
@@ -284,6 +284,18 @@ class Plan:
             results.append(BatchResult(index, self.items[index].prompt, None, error))
         self._bar.update(len(results))
         return results
+
+    def say_resumed(self) -> None:
+        """A finished batch that resumed says so (a repeated call would otherwise return old files silently)."""
+        saved = sum(result.ok for result in self.resumed)
+        if saved:
+            made = len(self.items) - len(self.resumed) - len(self.todo)
+            warn(
+                f"Resumed {saved} of {len(self.items)} prompts already saved in {self.folder} by an earlier run (its "
+                f"journal says so and the files are whole): nothing was asked for them; made {made}. "
+                "Pass resume=False to make them all again.",
+                ResumedWarning,
+            )
 
     def close(self) -> None:
         if self.journal is not None:

@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _print_warning  # one line on stderr, not a source excerpt
     try:
-        return _make(args, stdin if stdin is not None else sys.stdin)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", llamabot_imagebot.ResumedWarning)  # the command says it its own way
+            return _make(args, stdin if stdin is not None else sys.stdin)
     finally:
         warnings.showwarning = shown
 
