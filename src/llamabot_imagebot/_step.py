@@ -190,20 +190,10 @@ def told_to_wait(generation: Generation, error: PausedTooLong) -> Exception:
 def turn(generation: Generation) -> Iterator[None]:
     """A sync call's turn in the bot's pace; a failure is recorded in the history."""
     generation.prepare()
-    try:
+    with _waited(generation):
         token = generation.throttle.acquire(generation.cancel, patience=_patience(generation))
-    except PausedTooLong as error:
-        raise told_to_wait(generation, error) from None
-    ok = False
-    try:
-        generation.begin()
+    with _held(generation, token, lambda exc: record(generation, None, exc)):
         yield
-        ok = True
-    except Exception as exc:
-        record(generation, None, exc)
-        raise
-    finally:
-        generation.throttle.release(ok=ok, token=token)
 
 
 @contextlib.asynccontextmanager
@@ -212,17 +202,32 @@ async def aturn(generation: Generation) -> Any:
     import asyncio
 
     generation.prepare()
-    try:
+    with _waited(generation):
         token = await generation.throttle.aacquire(patience=_patience(generation))
+    loop = asyncio.get_running_loop()
+    with _held(generation, token, lambda exc: loop.run_in_executor(None, record, generation, None, exc)):
+        yield
+
+
+@contextlib.contextmanager
+def _waited(generation: Generation) -> Iterator[None]:
+    """Around waiting for a turn: a 429's pause longer than the call may wait fails it, unsent."""
+    try:
+        yield
     except PausedTooLong as error:
         raise told_to_wait(generation, error) from None
+
+
+@contextlib.contextmanager
+def _held(generation: Generation, token: int, failed: Any) -> Iterator[None]:
+    """A turn taken: the call's clock starts, the turn is given back however the call ends."""
     ok = False
     try:
         generation.begin()
         yield
         ok = True
     except Exception as exc:
-        await asyncio.to_thread(record, generation, None, exc)
+        failed(exc)
         raise
     finally:
         generation.throttle.release(ok=ok, token=token)
