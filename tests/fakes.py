@@ -202,8 +202,11 @@ class FakeProvider:
 
         self.route(path, answer)
 
-    def openrouter(self, images: Sequence[tuple[bytes, str]] = ((PNG, "image/png"),)) -> None:
-        """OpenRouter's chat completions, images as data URIs in ``message.images``."""
+    def openrouter(
+        self, images: Sequence[tuple[bytes, str]] = ((PNG, "image/png"),), cost: Any = 0.039, usage: bool = True
+    ) -> None:
+        """OpenRouter's chat completions, images as data URIs in ``message.images``; ``usage.cost`` is ``cost``
+        (any value, to play a provider that reports nonsense), and ``usage=False`` leaves the usage out."""
         payload = {
             "id": "gen-1",
             "object": "chat.completion",
@@ -223,8 +226,9 @@ class FakeProvider:
                     },
                 }
             ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 1290, "total_tokens": 1295, "cost": 0.039},
         }
+        if usage:
+            payload["usage"] = {"prompt_tokens": 5, "completion_tokens": 1290, "total_tokens": 1295, "cost": cost}
         self.json_route("/chat/completions", payload)
 
     def vertex_imagen(self, path: str, images: Sequence[bytes] = (PNG,)) -> None:

@@ -16,38 +16,14 @@ from werkzeug import Request, Response
 import llamabot as lmb
 from llamabot_imagebot import _history, _journal
 from llamabot_imagebot.cli import main
-from tests.fakes import PNG, b64, tagged
-
-
-def priced(provider, cost_field) -> None:
-    """gpt-image-2 answering with a usage whose reported cost is ``cost_field`` (OpenRouter-style ``usage.cost``)."""
-    payload = {
-        "id": "gen",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "google/gemini-2.5-flash-image",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {
-                    "role": "assistant",
-                    "content": "",
-                    "images": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}}],
-                },
-            }
-        ],
-    }
-    if cost_field is not ...:
-        payload["usage"] = {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15, "cost": cost_field}
-    provider.json_route("/chat/completions", payload)
+from tests.fakes import b64, tagged
 
 
 @pytest.mark.wire
 @pytest.mark.parametrize("reported", [0, -1.0, "NaN", "Infinity", ...], ids=["zero", "negative", "nan", "inf", "none"])
 def test_a_cap_is_not_opened_by_what_the_provider_reports(provider, reported):
     """A reported cost of 0, negative, NaN, infinite, or none at all: the first prompt's unknown price stops the rest."""
-    priced(provider, float(reported) if isinstance(reported, str) else reported)
+    provider.openrouter(cost=float(reported) if isinstance(reported, str) else reported, usage=reported is not ...)
     bot = lmb.ImageBot(model="openrouter/google/gemini-2.5-flash-image", api_base=provider.base, api_key="or-k")
     results = bot.generate_batch([f"p{i}" for i in range(20)], concurrency=4, return_url=True, max_cost=0.2)
     sent = len(provider.calls("/chat/completions"))

@@ -30,8 +30,8 @@ class Bar:
         pass
 
 
-def plan(folder: Path, prompts: list[str], **options: object) -> Plan:
-    settings = {
+def plan(folder: Path, prompts: list[str], settings: Settings = SETTINGS, **options: object) -> Plan:
+    chosen = {
         "save_dir": folder,
         "save_path": None,
         "journaled": True,
@@ -41,7 +41,7 @@ def plan(folder: Path, prompts: list[str], **options: object) -> Plan:
         "progress": Bar(),
         **options,
     }
-    return Plan(SETTINGS, [Generate(p) for p in prompts], **settings)  # type: ignore[arg-type]
+    return Plan(settings, [Generate(p) for p in prompts], **chosen)  # type: ignore[arg-type]
 
 
 # The spending cap --------------------------------------------------------------------------
@@ -212,32 +212,12 @@ def test_each_prompt_gets_a_name_no_file_or_other_prompt_has(tmp_path):
 def test_a_file_saved_before_a_crash_with_n_2_is_adopted_whole(tmp_path):
     """Two images saved under their planned names, then a crash before the journal said so: both adopted, none paid again."""
     settings = Settings(model="gpt-image-2", size="1024x1024", n=2, timeout=600, response_format="url")
-    first = Plan(
-        settings,
-        [Generate("a fox")],
-        save_dir=tmp_path,
-        save_path=None,
-        journaled=True,
-        resume=None,
-        max_cost=None,
-        retry_refused=False,
-        progress=Bar(),
-    )
+    first = plan(tmp_path, ["a fox"], settings)
     first.sending(0)
     first.close()
     (tmp_path / "a_fox.png").write_bytes(PNG)
     (tmp_path / "a_fox_2.png").write_bytes(PNG)
-    again = Plan(
-        settings,
-        [Generate("a fox")],
-        save_dir=tmp_path,
-        save_path=None,
-        journaled=True,
-        resume=None,
-        max_cost=None,
-        retry_refused=False,
-        progress=Bar(),
-    )
+    again = plan(tmp_path, ["a fox"], settings)
     assert [sorted(p.name for p in r.paths) for r in again.resumed] == [["a_fox.png", "a_fox_2.png"]]
     assert not again.todo
     again.close()

@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 
 from llamabot_imagebot._exceptions import ContentCredentialsWarning, ImageFormatWarning, warn
-from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, TAIL_BYTES, require_complete, require_image
+from llamabot_imagebot._formats import (
+    EXTENSIONS,
+    SNIFF_BYTES,
+    SUFFIX_MIME,
+    TAIL_BYTES,
+    iter_chunks,
+    require_complete,
+    require_image,
+)
 from llamabot_imagebot._provenance import EMBEDDABLE, HEAD_BYTES, content_credentials, plan
 
 TYPE_CHECKING = False
@@ -52,13 +60,6 @@ _swept: set[Path] = set()
 _swept_lock = threading.Lock()
 
 
-def _chunks(source: Source) -> Iterable[bytes | memoryview]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        return (view[start : start + _COPY_CHUNK] for start in range(0, len(view), _COPY_CHUNK))
-    return source
-
-
 @contextlib.contextmanager
 def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
     """A new temporary file in ``folder``, open and locked while the block runs; removed unless kept.
@@ -83,7 +84,8 @@ def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
 def _fill(file: BinaryIO, source: Source, cancel: threading.Event | None, complete: bool) -> str:
     """Write ``source`` into ``file``; return the MIME type its bytes say (``InvalidImageError`` if none)."""
     head, tail, size, mime = b"", b"", 0, None
-    for chunk in _chunks(source):
+    chunks = iter_chunks(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    for chunk in chunks:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         if mime is None:

@@ -7,12 +7,12 @@ and threads can record at once without losing a row.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from contextlib import closing
 from pathlib import Path
 
+from llamabot_imagebot._info import file_sha256
 from llamabot_imagebot._provenance import now
 from llamabot_imagebot._redact import redact_url
 
@@ -267,8 +267,8 @@ def chain(file: str | Path, path: Path | None = None, longest: int = 100) -> lis
             "ORDER BY g.id DESC LIMIT 1",
             (location,),
         ).fetchone()
-        if row is None and Path(file).is_file():
-            digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        digest = file_sha256(file) if row is None else None
+        if digest is not None:
             row = _made(connection, digest)
         while row is not None and len(found) < longest:
             found.append(_row(row))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -41,17 +42,32 @@ def image_info(path: str | Path) -> dict[str, Any] | None:
 INFO_BYTES = 1 << 20
 
 
-def file_ends(path: Path) -> tuple[bytes, bytes]:
-    """A regular file's first and last :data:`INFO_BYTES` (empty for anything else: devices, pipes)."""
+def file_ends(path: Path, limit: int = INFO_BYTES) -> tuple[bytes, bytes]:
+    """A regular file's first and last ``limit`` bytes (the tail empty when the head holds it all;
+    both empty for anything else: devices, pipes)."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             return b"", b""
         with path.open("rb") as file:
-            head = file.read(INFO_BYTES)
+            head = file.read(limit)
             size = os.fstat(file.fileno()).st_size
-            if size <= INFO_BYTES:
+            if size <= limit:
                 return head, b""
-            file.seek(max(INFO_BYTES, size - INFO_BYTES))
-            return head, file.read(INFO_BYTES)
+            file.seek(max(limit, size - limit))
+            return head, file.read(limit)
     except OSError:
         return b"", b""
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """A file's SHA-256, read in slices (None when there is no such file)."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from llamabot_imagebot._exceptions import FolderBusyError, JournalWarning, warn
-from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, TAIL_BYTES, require_complete, sniff_mime
+from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, require_complete, sniff_mime
+from llamabot_imagebot._info import file_ends
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ VERSION = 1
 MAX_BYTES = 512 * 1024 * 1024
 #: The longest file name written or adopted (most file systems allow 255 bytes).
 MAX_NAME_BYTES = 240
-_IMAGE_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
+_IMAGE_SUFFIXES = frozenset(SUFFIX_MIME)
 #: Settings that change how a request travels, not which image comes back.
 _TRANSPORT = frozenset({"timeout", "num_retries", "api_base", "api_version", "api_key", "response_format"})
 
@@ -184,29 +185,16 @@ def complete_files(folder: Path, names: Iterable[str]) -> list[Path] | None:
             return None
         if not stat.S_ISREG(info.st_mode):
             return None
-        head, tail = _ends(path, info.st_size)
-        mime = sniff_mime(head[:SNIFF_BYTES])
+        head, tail = file_ends(path, SNIFF_BYTES)  # a resume reads thousands: a few bytes each tell a whole image
+        mime = sniff_mime(head)
         if mime is None:
             return None
         try:
-            require_complete(head, tail, info.st_size, mime)
+            require_complete(head, tail or head, info.st_size, mime)
         except ValueError:
             return None
         paths.append(path)
     return paths
-
-
-def _ends(path: Path, size: int) -> tuple[bytes, bytes]:
-    """The first and last few bytes of a file: all that telling a whole image needs (a resume reads thousands)."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(SNIFF_BYTES)
-            if size <= SNIFF_BYTES:
-                return head, head
-            file.seek(size - TAIL_BYTES)
-            return head, file.read(TAIL_BYTES)
-    except OSError:
-        return b"", b""
 
 
 def find_saved(folder: Path, stems: list[str]) -> list[Path] | None:
@@ -236,7 +224,6 @@ class Journal:
         self.folder = folder
         self.path = folder / NAME
         self._file: IO[bytes] | None = None
-        self.broken: str | None = None
         folder.mkdir(parents=True, exist_ok=True)
         fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         if fcntl is not None:

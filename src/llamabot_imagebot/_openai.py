@@ -57,12 +57,9 @@ _RULES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: ``/images/edits`` for GPT image models: up to 16 input images, each PNG, WEBP or JPEG under
-#: 50 MB; the mask a PNG under 4 MB.
+#: ``/images/edits`` for GPT image models: up to 16 input images, each under 50 MB.
 EDIT_MAX_IMAGES = 16
 EDIT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
-EDIT_MAX_MASK_BYTES = 4 * 1024 * 1024
-EDIT_IMAGE_TYPES = frozenset({"image/png", "image/webp", "image/jpeg"})
 
 
 def model_name(model: str) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llamabot_imagebot import _errors, _journal, _prices
 from llamabot_imagebot._exceptions import JournalWarning, NotSentError, ResumedWarning, warn
-from llamabot_imagebot._formats import numbered, slugify
+from llamabot_imagebot._formats import EXTENSIONS, numbered, slugify
 from llamabot_imagebot._response import BatchResult, GeneratedImage, GeneratedImages
 from llamabot_imagebot._step import Destination
 
@@ -304,4 +304,4 @@ class Plan:
 
 def _claimed(owner: dict[str, str], stem: str, key: str) -> bool:
     """Whether a file under ``stem`` belongs to another item's record."""
-    return any(owner.get(f"{stem}{suffix}", key) != key for suffix in (".png", ".jpg", ".webp", ".gif", ".svg"))
+    return any(owner.get(f"{stem}{suffix}", key) != key for suffix in EXTENSIONS.values())

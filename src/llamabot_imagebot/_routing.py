@@ -298,8 +298,14 @@ _NOT_FORM_FIELDS = frozenset({"num_retries", "drop_params", "additional_drop_par
 
 def edit_config(settings: Settings, provider: str) -> Any:
     """litellm's edit config for the settings' model, or None where litellm cannot edit with it."""
+    return _edit_config(settings.model, settings.custom_llm_provider, provider)
+
+
+@functools.lru_cache(maxsize=64)
+def _edit_config(model: str, custom_llm_provider: str | None, provider: str) -> Any:
+    """Looked up once per model: a call checks it before sending and builds its kwargs from it."""
     litellm = load_litellm()
-    name = (provider_of(settings.model, settings.custom_llm_provider) or (settings.model, provider))[0]
+    name = (provider_of(model, custom_llm_provider) or (model, provider))[0]
     try:
         return litellm.ProviderConfigManager.get_provider_image_edit_config(
             model=name, provider=litellm.LlmProviders(provider)

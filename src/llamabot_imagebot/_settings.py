@@ -68,8 +68,6 @@ OWN = (
     "imagebot_history",
     "requests_per_minute",
 )
-#: ImageBot's own keyword arguments, taken out of ``image_generation_kwargs`` (never sent).
-IMAGEBOT_ONLY = ("imagebot_metadata", "imagebot_history", "requests_per_minute")
 
 
 class Settings:
@@ -337,9 +335,12 @@ KNOWN_SETTINGS = frozenset(
 
 def warn_misspelled(settings: Settings, accepted: Iterable[str] = ()) -> None:
     """Warn when an extra keyword looks like a misspelling of a setting (``qualty``); it is still sent."""
+    unknown = [key for key in settings.extra if isinstance(key, str) and key not in KNOWN_SETTINGS and key not in OWN]
+    if not unknown:  # the usual call: nothing more to look at
+        return
     known = KNOWN_SETTINGS | frozenset(accepted) | frozenset(OWN)
-    for key in settings.extra:
-        if key in known or not isinstance(key, str):
+    for key in unknown:
+        if key in known:
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
         if close:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from llamabot_imagebot import _download, _errors, _files, _history, _prices, _pr
 from llamabot_imagebot._clock import SYSTEM, Clock
 from llamabot_imagebot._exceptions import HistoryWarning, NoImageError, warn
 from llamabot_imagebot._formats import numbered, slugify
+from llamabot_imagebot._info import file_sha256
 from llamabot_imagebot._operations import Edit, Generate, with_inputs
 from llamabot_imagebot._response import GeneratedImage, GeneratedImages, parse_response
 from llamabot_imagebot._settings import Settings, check_prompt, history_path, warn_misspelled
@@ -405,20 +405,6 @@ def _refusal_reason(error: BaseException | None) -> str | None:
     return str(getattr(error, "reason", None) or error)
 
 
-def _sha256(path: Path | None) -> str | None:
-    """A saved file's SHA-256, for the history (an edit that takes it as input names it)."""
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 class Steps:
     """llamabot's steps after the answer, as the caller looked them up (a test's patch takes effect).
 
@@ -482,7 +468,7 @@ def record(generation: Generation, images: GeneratedImages | None, error: BaseEx
         error=None if error is None else _errors.safe_text(error, generation.settings),
         refused=getattr(error, "reason", None)
         or (str(error) if error is not None and _errors.is_refusal(error) else None),
-        hashes=[_sha256(image.path) for image in images or []],
+        hashes=[file_sha256(image.path) for image in images or []],
     )
     try:
         _history.record(entry, generation.history)

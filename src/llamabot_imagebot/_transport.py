@@ -15,7 +15,7 @@ import re
 import threading
 
 from llamabot_imagebot._exceptions import DependencyChangedWarning, warn
-from llamabot_imagebot._routing import fact
+from llamabot_imagebot._routing import fact, warn_changed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,11 +113,10 @@ def attempt_client(provider: str | None, timeout: Any, keep: Callable[[bytes], N
         import httpx
         from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
     except ImportError:
-        warn(
-            "litellm no longer has the HTTP client classes ImageBot gives an attempt (HTTPHandler); ImageBot uses "
+        warn_changed(
+            "the HTTP client classes ImageBot gives an attempt (HTTPHandler)",
             "litellm's shared client: a timed-out attempt may finish in the background, and Gemini's refusal "
-            "reasons are not read.",
-            DependencyChangedWarning,
+            "reasons are not read",
         )
         return None
     if on_loop and kind == "edit":
@@ -144,10 +143,8 @@ async def aclose(client: Any) -> None:
 
 def check_answer_kept(provider: str | None, answer: bytes | None) -> None:
     """Warn once if the answer of a provider that refuses in a 200 was not seen: litellm stopped using the client."""
-    if answer is None and fact(provider, "refuses_in_answer") and "answer-kept" not in _warned:
-        _warned.add("answer-kept")
-        warn(
-            f"litellm no longer sends {provider}'s image requests through the client ImageBot passes (client=), so "
-            "ImageBot cannot read why an answer came without an image: a refusal is reported as NoImageError.",
-            DependencyChangedWarning,
+    if answer is None and fact(provider, "refuses_in_answer"):
+        warn_changed(
+            "the client ImageBot passes (client=) on the image paths of providers that refuse in a 200 answer",
+            "a NoImageError where the answer would have said why the provider refused",
         )
