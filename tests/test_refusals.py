@@ -191,3 +191,18 @@ def test_a_refusal_pickles_as_itself():
         "prompt",
         "openai",
     )
+
+
+def test_a_failure_that_is_not_a_refusal_is_not_listed_as_refused(tmp_path):
+    """An error that merely has a `reason` attribute (UnicodeEncodeError, ssl errors) is recorded as an error,
+    not as a refusal."""
+    from llamabot_imagebot._operations import Generate
+    from llamabot_imagebot._settings import Settings
+    from llamabot_imagebot._step import Generation, record
+
+    history = tmp_path / "h.sqlite3"
+    settings = Settings(model="gpt-image-2", size="1024x1024", n=1, timeout=600, imagebot_history=history)
+    error = UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+    record(Generation(settings, Generate("A fox")), None, error)
+    assert _history.recent(refused=True, path=history) == []
+    assert "UnicodeEncodeError" in _history.recent(path=history)[0]["error"]

@@ -466,8 +466,7 @@ def record(generation: Generation, images: GeneratedImages | None, error: BaseEx
         settings=images.settings if images is not None else generation.public(),
         duration=generation.clock.now() - generation.started,
         error=None if error is None else _errors.safe_text(error, generation.settings),
-        refused=getattr(error, "reason", None)
-        or (str(error) if error is not None and _errors.is_refusal(error) else None),
+        refused=_refusal_reason(error),
         hashes=[file_sha256(image.path) for image in images or []],
     )
     try:
