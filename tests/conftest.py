@@ -49,6 +49,24 @@ def isolated(tmp_path, tmp_path_factory, monkeypatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def interruptible() -> Iterator[None]:
+    """Commands started in this test can be interrupted with SIGINT, however the suite was started.
+
+    A shell starts a background job with SIGINT ignored, and an ignored signal stays ignored
+    across exec: Python then installs no Ctrl-C handler in the command under test. A handler
+    is reset to the default at exec, so one set here gives every child a working SIGINT.
+    """
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(scope="session")
 def _server() -> Iterator[HTTPServer]:
     server = HTTPServer(host="127.0.0.1", threaded=True)

@@ -301,7 +301,7 @@ def test_return_url_refuses_untrusted_references(provider, url):
         lmb.ImageBot(model="dall-e-3", api_base=provider.base, api_key="sk-test")("A cat", return_url=True)
 
 
-def test_ctrl_c_stops_a_dribbling_batch_promptly(provider, tmp_path):
+def test_ctrl_c_stops_a_dribbling_batch_promptly(provider, tmp_path, interruptible):
     """The command with two slow-drip downloads in flight (a minute each): SIGINT ends it at once, nothing left.
 
     Idle, it ends in well under 2 s; the bound allows 3 x that on a loaded machine.

@@ -381,7 +381,7 @@ def test_canary_key_never_leaks(provider, caplog, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path, signal_name):
+def test_ctrl_c_stops_the_command_with_no_partial_files(provider, tmp_path, signal_name, interruptible):
     """SIGINT (Ctrl-C) or SIGTERM while an image is downloading: exit 130, no temporary or partial file left."""
     import os
     import signal
