@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from werkzeug import Response
 
 import llamabot as lmb
-from llamabot_imagebot import _retry, _transport
+from llamabot_imagebot import _retry, _routing, _transport
 from tests.fakes import PNG, b64
 
 OK_BODY = json.dumps({"created": 1, "data": [{"b64_json": b64(PNG)}]})
@@ -248,24 +249,93 @@ def test_a_retry_after_beyond_the_timeout_ends_the_call_at_once(provider, bot):
     assert len(provider.calls("/images/generations")) == 1
 
 
-@pytest.mark.parametrize(
-    ("model", "path", "extra"),
-    [
-        ("gpt-image-2", "/images/generations", {}),
-        ("bedrock/amazon.nova-canvas-v1:0", "/model/amazon.nova-canvas-v1:0/invoke", {"aws_region_name": "us-east-1"}),
-        ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
-    ],
-)
-def test_timeout_bounds_the_whole_call(provider, model, path, extra):
-    """A provider that hangs: the call raises within timeout + 1 s, even where litellm ignores timeout."""
-    provider.latency = 4
+IMAGEN_PATH = "/v1/projects/p/locations/us-central1/publishers/google/models/imagen:predict"
+#: Every provider whose timeout holds on litellm's sync path (``timeout_holds``): model, path, extra settings.
+TIMEOUT_HOLDS = {
+    "openai": ("gpt-image-2", "/images/generations", {}),
+    "azure": (
+        "azure/img-prod",
+        "/openai/deployments/img-prod/images/generations",
+        {"api_version": "2025-04-01-preview"},
+    ),
+    "xai": ("xai/grok-2-image", "/images/generations", {}),
+    "openrouter": ("openrouter/google/gemini-2.5-flash-image", "/chat/completions", {}),
+    "recraft": ("recraft/recraftv3", "/v1/images/generations", {}),
+    "gemini": ("gemini/gemini-2.5-flash-image", "/models/gemini-2.5-flash-image:generateContent", {}),
+    "vertex_ai": ("vertex_ai/imagen-3.0-generate-002", IMAGEN_PATH, {"base": IMAGEN_PATH}),
+    "bedrock": (
+        "bedrock/amazon.nova-canvas-v1:0",
+        "/model/amazon.nova-canvas-v1:0/invoke",
+        {"aws_region_name": "us-east-1"},
+    ),
+}
+
+
+def test_every_provider_whose_timeout_holds_is_tested():
+    """The table's ``timeout_holds`` and this file's list name the same providers."""
+    assert {name for name, facts in _routing.PROVIDERS.items() if facts.get("timeout_holds")} == set(TIMEOUT_HOLDS)
+
+
+@pytest.mark.parametrize("name", sorted(TIMEOUT_HOLDS))
+def test_timeout_bounds_the_whole_call(provider, name):
+    """A provider that hangs for 8 s: the call raises within its 1 s timeout (idle: about 1 s), nothing is saved.
+
+    A call's attempt runs in the caller's thread on these providers: their timeout holds on litellm's
+    sync path (bedrock's through the client ImageBot gives each attempt).
+    """
+    model, path, extra = TIMEOUT_HOLDS[name]
+    extra = dict(extra)
+    provider.latency = 8
     scripted(provider, path, [ok()])
-    bot = lmb.ImageBot(model=model, api_base=provider.base, api_key="k-test", timeout=1, **extra)
+    base = provider.base + extra.pop("base", "")
+    bot = lmb.ImageBot(model=model, api_base=base, api_key="k-test", timeout=1, num_retries=0, **extra)
     start = time.monotonic()
     with pytest.raises(litellm.Timeout):
         bot("A fox")
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 3.5
     assert list(Path.cwd().iterdir()) == []
+
+
+def test_a_call_waits_in_its_own_thread_and_a_batch_item_in_a_worker(mocker):
+    """bot(prompt) calls litellm in the caller's thread (no hand-off); a batch's item in a worker that Ctrl-C can leave."""
+    seen = []
+
+    def generation(**_kwargs):
+        seen.append(threading.current_thread())
+        return litellm.ImageResponse(data=[{"b64_json": b64(PNG)}])
+
+    mocker.patch("litellm.image_generation", side_effect=generation)
+    bot = lmb.ImageBot(model="recraft/recraftv3", api_key="k-test")
+    bot("A fox", return_url=True)
+    bot.batch(["A cat"], return_url=True)
+    assert seen[0] is threading.current_thread()
+    assert seen[1].name == "imagebot-request"
+
+
+def test_an_attempt_that_overran_its_timeout_is_said_and_bounded_from_then_on(mocker, fresh_overrun_facts):
+    """litellm stops passing the timeout on (simulated): the late answer is kept with a warning, the next call is bounded."""
+
+    def generation(**_kwargs):
+        time.sleep(2.5)
+        return litellm.ImageResponse(data=[{"b64_json": b64(PNG)}])
+
+    mocker.patch("litellm.image_generation", side_effect=generation)
+    bot = lmb.ImageBot(model="recraft/recraftv3", api_key="k-test", timeout=0.5, num_retries=0)
+    with pytest.warns(lmb.DependencyChangedWarning, match=r"took \d+\.\d s longer than the time it had"):
+        assert bot("A fox", return_url=True).startswith("data:image/png")
+    start = time.monotonic()
+    with pytest.raises(litellm.Timeout):
+        bot("A fox", return_url=True)
+    assert time.monotonic() - start < 2.0  # bounded at 0.5 s (3 x headroom and more); unbounded: 2.5 s
+
+
+@pytest.fixture
+def fresh_overrun_facts():
+    overran = set(_retry._overran)
+    _retry._overran.clear()
+    yield
+    _retry._overran.clear()
+    _retry._overran.update(overran)
 
 
 def test_timeout_bounds_the_async_call(provider, bot):

@@ -131,7 +131,7 @@ class HistoryWarning(UserWarning):
 
 
 class DependencyChangedWarning(UserWarning):
-    """litellm no longer offers something ImageBot relies on; ImageBot fell back to documented behaviour."""
+    """litellm no longer offers (or keeps) something ImageBot relies on; ImageBot fell back to documented behaviour."""
 
 
 class LlamabotConflictWarning(UserWarning):

@@ -39,28 +39,34 @@ if TYPE_CHECKING:
 #: ``params``: what litellm 1.106.2's image config accepted, used only when litellm no longer says;
 #: ``sdk_retries``: litellm reaches it through the OpenAI SDK, which retries twice on its own;
 #: ``refuses_in_answer``: a refusal comes as a 200 whose reason litellm drops (read by ``_transport``);
+#: ``timeout_holds``: a generation's ``timeout`` ends a stalled request on litellm's sync path (or on the
+#: client ImageBot gives the attempt), on every litellm in range (tested on a server that never answers);
 #: ``empty``: what an answer without an image usually means there (litellm drops the provider's words);
 #: ``edit``: what its edit endpoint takes, as litellm routes it: ``images`` (how many), ``mask``.
 PROVIDERS: dict[str, dict[str, Any]] = {
     "openai": {
         "keys": ("OPENAI_API_KEY",),
         "sdk_retries": True,
+        "timeout_holds": True,
         "edit": {"images": _openai.EDIT_MAX_IMAGES, "mask": True, "image_bytes": _openai.EDIT_MAX_IMAGE_BYTES},
     },
     "azure": {
         "keys": ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
         "hint": "AZURE_API_KEY (and AZURE_API_BASE, AZURE_API_VERSION)",
         "params": frozenset({"n", "quality", "size", "user"}),
+        "timeout_holds": True,
         "edit": {"images": _openai.EDIT_MAX_IMAGES, "mask": True, "image_bytes": _openai.EDIT_MAX_IMAGE_BYTES},
     },
     "openrouter": {
         "keys": ("OPENROUTER_API_KEY",),
         "params": frozenset({"size", "quality", "n"}),
+        "timeout_holds": True,
         "empty": "OpenRouter's model answered with text only: it declined the prompt or could not draw it.",
     },
     "recraft": {
         "keys": ("RECRAFT_API_KEY",),
         "params": frozenset({"n", "response_format", "size", "style"}),
+        "timeout_holds": True,
         "edit": {"images": 1, "mask": False, "image_bytes": 5 * 1024 * 1024},
     },
     "gemini": {
@@ -68,6 +74,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "params": frozenset({"n", "size"}),
         "empty": "Gemini answers without an image when its safety filter blocks the prompt.",
         "refuses_in_answer": True,
+        "timeout_holds": True,
         "edit": {"images": 14, "mask": False, "image_bytes": 20 * 1024 * 1024},
     },
     "vertex_ai": {
@@ -75,14 +82,16 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "params": frozenset({"n", "size"}),
         "empty": "Vertex answers without an image when its safety filter blocks the prompt.",
         "refuses_in_answer": True,
+        "timeout_holds": True,
         "edit": {"images": 14, "mask": True, "image_bytes": 20 * 1024 * 1024},
     },
     "bedrock": {
         "hint": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_REGION_NAME)",
         "params": frozenset({"n", "size", "quality"}),
+        "timeout_holds": True,  # through the client ImageBot gives each attempt (_transport.attempt_client)
         "edit": {"images": 1, "mask": True, "image_bytes": 10 * 1024 * 1024},
     },
-    "xai": {"keys": ("XAI_API_KEY",), "sdk_retries": True},
+    "xai": {"keys": ("XAI_API_KEY",), "sdk_retries": True, "timeout_holds": True},
     "fal_ai": {"keys": ("FAL_AI_API_KEY",)},
     "together_ai": {"keys": ("TOGETHERAI_API_KEY",)},
     "stability": {"keys": ("STABILITY_API_KEY",)},
