@@ -312,21 +312,27 @@ def test_a_call_waits_in_its_own_thread_and_a_batch_item_in_a_worker(mocker):
     assert seen[1].name == "imagebot-request"
 
 
-def test_an_attempt_that_overran_its_timeout_is_said_and_bounded_from_then_on(mocker, fresh_overrun_facts):
-    """litellm stops passing the timeout on (simulated): the late answer is kept with a warning, the next call is bounded."""
+def test_an_attempt_that_overran_its_timeout_is_said_and_bounded_from_then_on(provider, fresh_overrun_facts):
+    """A provider sending its answer in slices every 0.25 s, each within the read timeout: the first call's
+    late answer is kept with a warning; from then on its requests are bounded, and the next call ends at 0.5 s."""
 
-    def generation(**_kwargs):
-        time.sleep(2.5)
-        return litellm.ImageResponse(data=[{"b64_json": b64(PNG)}])
+    def dribbled(_request):
+        def body():
+            for start in range(0, len(OK_BODY), len(OK_BODY) // 10 + 1):
+                time.sleep(0.25)
+                yield OK_BODY[start : start + len(OK_BODY) // 10 + 1].encode()
 
-    mocker.patch("litellm.image_generation", side_effect=generation)
-    bot = lmb.ImageBot(model="recraft/recraftv3", api_key="k-test", timeout=0.5, num_retries=0)
+        return Response(body(), 200, content_type="application/json")
+
+    provider.route("/v1/images/generations", dribbled)
+    bot = lmb.ImageBot(model="recraft/recraftv3", api_base=provider.base, api_key="k-test", timeout=0.5, num_retries=0)
     with pytest.warns(lmb.DependencyChangedWarning, match=r"took \d+\.\d s longer than the time it had"):
         assert bot("A fox", return_url=True).startswith("data:image/png")
     start = time.monotonic()
     with pytest.raises(litellm.Timeout):
         bot("A fox", return_url=True)
     assert time.monotonic() - start < 2.0  # bounded at 0.5 s (3 x headroom and more); unbounded: 2.5 s
+    assert len(provider.calls("/v1/images/generations")) == 2
 
 
 @pytest.fixture

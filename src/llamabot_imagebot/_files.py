@@ -84,7 +84,7 @@ def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
 def _fill(file: BinaryIO, source: Source, cancel: threading.Event | None, complete: bool) -> str:
     """Write ``source`` into ``file``; return the MIME type its bytes say (``InvalidImageError`` if none)."""
     head, tail, size, mime = b"", b"", 0, None
-    chunks = iter_chunks(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    chunks = iter_chunks(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     for chunk in chunks:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt

@@ -204,7 +204,7 @@ def numbered(stem: str, number: int) -> str:
     return stem if number == 1 else f"{stem}_{number}"
 
 
-def iter_chunks(data: bytes, size: int = 1 << 20) -> Iterator[memoryview]:
+def iter_chunks(data: bytes | bytearray | memoryview, size: int = 1 << 20) -> Iterator[memoryview]:
     """Yield ``data`` in slices without copying it."""
     view = memoryview(data)
     for start in range(0, len(view), size):

@@ -169,15 +169,15 @@ OVERRUN_GRACE = 1.0
 _overran: set[str | None] = set()
 
 
-def in_caller(provider: str | None) -> bool:
+def in_caller(provider: str | None, cancel: threading.Event | None) -> bool:
     """Whether an attempt on ``provider`` may run in the caller's thread, bounded by the timeout litellm passes on.
 
     Where the timeout is known to hold (``timeout_holds``), handing the attempt to a worker thread
     only costs CPU: about 0.5 ms a call, the cost of waking two threads instead of one. A batch's
-    items are not run here: Ctrl-C must stop them waiting (``bounded``). Nor, on a litellm that
-    cannot switch the OpenAI SDK's own retries off, are that SDK's: it retries a timed-out request.
+    items (``cancel``) are not run here: Ctrl-C must stop them waiting (``bounded``). Nor, on a litellm
+    that cannot switch the OpenAI SDK's own retries off, are that SDK's: it retries a timed-out request.
     """
-    if not _routing.fact(provider, "timeout_holds") or provider in _overran:
+    if cancel is not None or not _routing.fact(provider, "timeout_holds") or provider in _overran:
         return False
     return not _routing.fact(provider, "sdk_retries") or _transport.sdk_retries_switchable()
 

@@ -239,15 +239,14 @@ def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
     fn = _routing.litellm_function(litellm, generation.operation.kind, asynchronous=False)
     generation.warn()
     cancel = generation.cancel
-    # Edits (litellm's httpx path) and a batch's items (Ctrl-C) always get a worker that bounds them.
-    here = cancel is None and generation.operation.kind == "generate"
+    here = generation.operation.kind == "generate"  # an edit (litellm's httpx path) always gets a worker
 
     def attempt(action: _retry.Attempt) -> _retry.Outcome:
         kwargs = with_inputs(action.kwargs, generation.operation)
         client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), on_loop=False)
         sent = {**kwargs, **({"client": client} if client else {})}
         try:
-            if here and _retry.in_caller(generation.provider):
+            if here and _retry.in_caller(generation.provider, cancel):
                 return _retry.run_here(fn, sent, action.wait, generation.provider)
             return _retry.bounded(fn, sent, action.wait, cancel)
         finally:
