@@ -206,6 +206,46 @@ def test_a_rerun_sends_nothing_for_prompts_already_saved(provider, bot):
     assert bot().batch(prompts, save_dir="out") == first
 
 
+def test_stopping_a_batch_does_not_wait_for_a_request_in_flight_and_saves_nothing_after(provider, bot):
+    """Stopping after the first result while another prompt's request still waits on the provider (3 s): the loop
+    ends at once (idle, in milliseconds), and that answer, when it comes, is not saved."""
+    slow_arrived = threading.Event()
+
+    def answer(request):
+        prompt = json.loads(request.get_data())["prompt"]
+        if prompt == "slow":
+            slow_arrived.set()
+            time.sleep(3)
+        body = {"created": 1, "data": [{"b64_json": b64(tagged(prompt.encode()))}]}
+        return Response(json.dumps(body), 200, content_type="application/json")
+
+    provider.route("/images/generations", answer)
+    results = bot().iter_batch(["slow", "fast"], concurrency=2, save_dir="out")
+    first = next(results)
+    assert first.prompt == "fast" and first.ok and slow_arrived.wait(10)
+    start = time.monotonic()
+    results.close()
+    assert time.monotonic() - start < 1.5
+    time.sleep(3.5)  # the slow answer has come back by now
+    assert sorted(path.name for path in Path("out").iterdir()) == [JOURNAL, first.paths[0].name]
+
+
+def test_resuming_reads_the_journal_without_setting_aside_its_size_limit(provider, bot):
+    """Resuming reads a small journal with little memory: reading "up to 512 MiB" once set aside 512 MiB each run."""
+    import tracemalloc
+
+    Timed(provider)
+    bot().batch(["a fox", "a cat"], save_dir="out")
+    tracemalloc.start()
+    try:
+        results = list(bot().iter_batch(["a fox", "a cat"], save_dir="out"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(result.resumed for result in results)
+    assert peak < 16 * 1024 * 1024
+
+
 def test_a_rerun_makes_what_is_missing_or_damaged_and_nothing_else(provider, bot):
     """A deleted file and a truncated file are made again, under their names; a torn journal line is ignored."""
     timed = Timed(provider)

@@ -2,7 +2,7 @@
 
 There is one driver, ``drive``, on an event loop. The async entry point (``arun``) runs it on
 the caller's loop with each item a task; the sync one (``run``) runs it on a loop thread of
-its own with each item in a worker thread (or on the caller's executor), and hands each
+its own with each item on a daemon worker thread (or on the caller's executor), and hands each
 result to the caller's thread as it asks for the next. So both keep the same plan, journal
 and cap, and at most ``concurrency`` items are submitted at a time: memory, and the work a
 crash can lose, stay O(concurrency) whatever the batch's length.
@@ -10,13 +10,14 @@ crash can lose, stay O(concurrency) whatever the batch's length.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import math
 import queue
 import sys
 import threading
 
-from llamabot_imagebot import _errors
+from llamabot_imagebot import _errors, _retry
 from llamabot_imagebot._clock import SYSTEM, Clock
 from llamabot_imagebot._operations import Generate
 from llamabot_imagebot._plan import Plan
@@ -26,7 +27,6 @@ from llamabot_imagebot._throttle import Throttle
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    import concurrent.futures
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
     from typing import Any
 
@@ -214,31 +214,27 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
 
 
 def run(batch: Batch) -> Iterator[BatchResult]:
-    """A batch from sync code: the driver on a loop thread, each item in a worker thread (or the caller's executor).
+    """A batch from sync code: the driver on a loop thread, each item on a daemon worker (or the caller's executor).
 
-    The driver refills a slot as soon as an item finishes, without waiting for the caller's
-    thread (whose every wake-up costs a GIL switch when 64 threads are busy); it hands results
-    over through a queue of at most ``concurrency``, so a caller that stops reading stops the
-    batch from running ahead: memory stays O(concurrency).
+    An item makes its request in the worker that runs it (where the provider's timeout holds:
+    ``_retry.in_caller``), so each item wakes one thread, not two. The driver refills a slot as
+    soon as an item finishes, without waiting for the caller's thread (whose every wake-up costs
+    a GIL switch when 64 threads are busy); it hands results over through a queue of at most
+    ``concurrency``, so a caller that stops reading stops the batch from running ahead: memory
+    stays O(concurrency).
     """
     import asyncio
-    import concurrent.futures
 
     plan = batch.plan()
     cancel = threading.Event()
-    own = batch.executor is None
-    pool = batch.executor or concurrent.futures.ThreadPoolExecutor(
-        batch.concurrency, thread_name_prefix="imagebot-batch"
-    )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="imagebot-batch-loop", daemon=True)
     thread.start()
-    if own:
+    if batch.executor is None:
         job = batch.job
 
         def submit(index: int) -> Awaitable[GeneratedImages]:
-            future = pool.submit(job, plan.items[index], plan.destination(index), cancel)
-            return asyncio.wrap_future(future)
+            return asyncio.wrap_future(_retry.WORKERS.submit(job, plan.items[index], plan.destination(index), cancel))
 
         steps = drive(plan, batch.concurrency, submit)
     else:
@@ -260,9 +256,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
         asyncio.run_coroutine_threadsafe(steps.aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
-        loop.close()
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
+        loop.close()  # an item still waiting for its answer is left to its daemon worker: it saves nothing
 
 
 _DONE = object()

@@ -69,7 +69,12 @@ def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
     """
     tmp = folder / f".imagebot-{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.part"
     # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # the folder is made when first needed: a batch's items then skip a mkdir each
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -153,7 +158,6 @@ def _place(
     names: Iterable[str] = (),
     suffix: str | None = None,
 ) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(folder)
     with _part(folder) as (tmp, file):
         mime = _fill(file, source, cancel, complete)
@@ -310,11 +314,15 @@ def remove_stale_parts(folder: Path) -> None:
     (their writer's lock is gone), so a live writer's file, even another machine's on a shared
     folder, is never removed.
     """
+    seen = folder.absolute()  # no system call: a batch's every item asks
+    if seen in _swept:
+        return
     key = folder.resolve()
     with _swept_lock:
         if key in _swept:
+            _swept.add(seen)
             return
-        _swept.add(key)
+        _swept.update((key, seen))
     with contextlib.suppress(OSError):
         entries = list(os.scandir(folder))
         for entry in entries:

@@ -132,7 +132,8 @@ def read(path: Path) -> dict[str, dict[str, Any]]:
         return records
     bad_lines = 0
     with os.fdopen(fd, "rb") as file:
-        data = file.read(MAX_BYTES + 1)
+        # read(MAX_BYTES + 1) would set aside MAX_BYTES of memory whatever the journal's size.
+        data = file.read(min(os.fstat(fd).st_size, MAX_BYTES) + 1)
     if len(data) > MAX_BYTES:
         warn(f"{path} is over {MAX_BYTES:,} bytes; only its start was read.", JournalWarning)
         data = data[:MAX_BYTES]

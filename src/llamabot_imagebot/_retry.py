@@ -12,6 +12,7 @@ with a fake clock.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import math
 import queue
@@ -169,15 +170,15 @@ OVERRUN_GRACE = 1.0
 _overran: set[str | None] = set()
 
 
-def in_caller(provider: str | None, cancel: threading.Event | None) -> bool:
-    """Whether an attempt on ``provider`` may run in the caller's thread, bounded by the timeout litellm passes on.
+def in_caller(provider: str | None) -> bool:
+    """Whether an attempt on ``provider`` may run in the calling thread, bounded by the timeout litellm passes on.
 
     Where the timeout is known to hold (``timeout_holds``), handing the attempt to a worker thread
     only costs CPU: about 0.5 ms a call, the cost of waking two threads instead of one. A batch's
-    items (``cancel``) are not run here: Ctrl-C must stop them waiting (``bounded``). Nor, on a litellm
-    that cannot switch the OpenAI SDK's own retries off, are that SDK's: it retries a timed-out request.
+    items run on daemon workers (``WORKERS.submit``), so Ctrl-C leaves them there too. Not on a
+    litellm that cannot switch the OpenAI SDK's own retries off: that SDK retries a timed-out request.
     """
-    if cancel is not None or not _routing.fact(provider, "timeout_holds") or provider in _overran:
+    if not _routing.fact(provider, "timeout_holds") or provider in _overran:
         return False
     return not _routing.fact(provider, "sdk_retries") or _transport.sdk_retries_switchable()
 
@@ -250,6 +251,25 @@ class _Workers:
         self._lock = threading.Lock()
         self._idle = 0
         self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """Run ``fn(*args)`` on a worker: its future, which can be cancelled until the worker takes it.
+
+        A batch's items run here rather than in a thread pool, whose threads the interpreter waits
+        for at exit: after Ctrl-C, an item still waiting for its answer must not hold the process.
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def task() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # KeyboardInterrupt from a cancelled item: its result says so
+                future.set_exception(exc)
+
+        self.run(task)
+        return future
 
     def run(self, task: Callable[[], None]) -> None:
         with self._lock:

@@ -242,11 +242,13 @@ def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
     here = generation.operation.kind == "generate"  # an edit (litellm's httpx path) always gets a worker
 
     def attempt(action: _retry.Attempt) -> _retry.Outcome:
+        if cancel is not None and cancel.is_set():  # the batch was stopped: no request after that
+            raise KeyboardInterrupt
         kwargs = with_inputs(action.kwargs, generation.operation)
         client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), on_loop=False)
         sent = {**kwargs, **({"client": client} if client else {})}
         try:
-            if here and _retry.in_caller(generation.provider, cancel):
+            if here and _retry.in_caller(generation.provider):
                 return _retry.run_here(fn, sent, action.wait, generation.provider)
             return _retry.bounded(fn, sent, action.wait, cancel)
         finally:
