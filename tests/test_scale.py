@@ -246,6 +246,22 @@ def test_resuming_reads_the_journal_without_setting_aside_its_size_limit(provide
     assert peak < 16 * 1024 * 1024
 
 
+def test_a_resumed_batch_says_so_at_the_callers_line(provider, bot):
+    """The ResumedWarning points at the line that ran the batch, sync or async (not at asyncio's internals)."""
+    Timed(provider)
+    bot().batch(["a fox"], save_dir="out")
+    with pytest.warns(lmb.ResumedWarning) as caught:
+        bot().batch(["a fox"], save_dir="out")
+    assert [warning.filename for warning in caught] == [__file__]
+
+    async def main():
+        return await bot().abatch(["a fox"], save_dir="out")
+
+    with pytest.warns(lmb.ResumedWarning) as caught:
+        asyncio.run(main())
+    assert [warning.filename for warning in caught] == [__file__]
+
+
 def test_a_rerun_makes_what_is_missing_or_damaged_and_nothing_else(provider, bot):
     """A deleted file and a truncated file are made again, under their names; a torn journal line is ignored."""
     timed = Timed(provider)

@@ -187,7 +187,6 @@ async def drive(
                 yield plan.finished(pending.pop(future), *_outcome(future))
             for result in plan.unsent():
                 yield result
-        plan.say_resumed()
     finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
         for future in pending:
             future.cancel()
@@ -211,6 +210,7 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
             yield result
     finally:
         await steps.aclose()
+    plan.say_resumed()  # here, not in the driver: the warning points at the caller's line
 
 
 def run(batch: Batch) -> Iterator[BatchResult]:
@@ -246,6 +246,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
             if isinstance(item, _Failed):
                 raise item.error
             yield item
+        plan.say_resumed()  # in the caller's thread, so that the warning points at the caller's line
     finally:
         cancel.set()  # items still running stop at their next check (within 0.1 s)
         while not pumping.done():  # the pump may be waiting for room in the queue
