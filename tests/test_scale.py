@@ -230,6 +230,35 @@ def test_stopping_a_batch_does_not_wait_for_a_request_in_flight_and_saves_nothin
     assert sorted(path.name for path in Path("out").iterdir()) == [JOURNAL, first.paths[0].name]
 
 
+@pytest.mark.parametrize("kind", ["threads", "async"])
+def test_a_caller_that_stops_reading_stops_the_batch_running_ahead(provider, bot, kind):
+    """A caller busy with one result for a second: at most 2 x concurrency more prompts are sent meanwhile
+    (those in flight and results waiting to be read), not the whole batch; then the rest all come."""
+    timed = Timed(provider)
+    prompts = [f"p{i}" for i in range(40)]
+
+    def sent_while_busy() -> tuple[list[str], int]:
+        if kind == "threads":
+            results = bot().iter_batch(prompts, concurrency=3, return_url=True)
+            first = next(results)
+            time.sleep(1.0)
+            sent = len(timed.visits)
+            return [first.prompt, *(result.prompt for result in results)], sent
+
+        async def main():
+            results = bot().aiter_batch(prompts, concurrency=3, return_url=True)
+            first = await results.__anext__()
+            await asyncio.sleep(1.0)
+            sent = len(timed.visits)
+            return [first.prompt, *[result.prompt async for result in results]], sent
+
+        return asyncio.run(main())
+
+    made, sent = sent_while_busy()
+    assert sent <= 1 + 2 * 3
+    assert sorted(made) == sorted(prompts) and sorted(timed.prompts()) == sorted(prompts)
+
+
 def test_resuming_reads_the_journal_without_setting_aside_its_size_limit(provider, bot):
     """Resuming reads a small journal with little memory: reading "up to 512 MiB" once set aside 512 MiB each run."""
     import tracemalloc

@@ -1,17 +1,18 @@
 """Many items through one job: at most ``concurrency`` in flight, each outcome as soon as it is done.
 
-There is one driver, ``drive``, on an event loop. The async entry point (``arun``) runs it on
-the caller's loop with each item a task; the sync one (``run``) runs it on a loop thread of
-its own with each item on a daemon worker thread (or on the caller's executor), and hands each
-result to the caller's thread as it asks for the next. So both keep the same plan, journal
-and cap, and at most ``concurrency`` items are submitted at a time: memory, and the work a
-crash can lose, stay O(concurrency) whatever the batch's length.
+One ``Plan`` makes every decision (what is resumed, what the cap lets through, each file's
+name, each record) and one ``_Crew`` keeps the count of what is in flight and unread. Two
+drivers run them alike: ``run`` with ``concurrency`` daemon worker threads, ``arun`` with
+``concurrency`` tasks on the caller's loop. Each worker takes the next item as soon as it has
+finished one and records it; the caller's side only hands results on. So both keep the same
+plan, journal and cap, at most ``concurrency`` items are in flight and at most ``concurrency``
+results wait to be read: memory, and the work a crash can lose, stay O(concurrency) whatever
+the batch's length.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import math
 import queue
 import sys
@@ -27,7 +28,7 @@ from llamabot_imagebot._throttle import Throttle
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
     from typing import Any
 
     from llamabot_imagebot._options import BatchOptions as BatchOptions
@@ -74,11 +75,11 @@ class Job:
         except Exception as exc:
             raise (_errors.portable(exc) if portable else exc) from None
 
-    async def acall(self, operation: Any, where: Destination) -> GeneratedImages:
-        result: GeneratedImages = await self.arun(
+    def acall(self, operation: Any, where: Destination) -> Awaitable[GeneratedImages]:
+        awaitable: Awaitable[GeneratedImages] = self.arun(
             self.settings, self.throttle, self.generation(operation), self.mode, where
         )
-        return result
+        return awaitable
 
 
 class Batch:
@@ -128,19 +129,6 @@ class Batch:
             progress=_progress_bar(len(self.items), options.get("progress")),
         )
 
-    def remote(self, plan: Plan) -> tuple[Callable[[int], Awaitable[GeneratedImages]], Callable[[], Awaitable[Any]]]:
-        """Items on the caller's executor: the pace is kept here, at submission (a worker keeps its own 429 pause)."""
-        import asyncio
-
-        assert self.executor is not None
-        executor, job, throttle = self.executor, self.job.unpaced(), self.job.throttle
-
-        def submit(index: int) -> Awaitable[GeneratedImages]:
-            future = executor.submit(job, plan.items[index], plan.destination(index), None, True)
-            return asyncio.wrap_future(future)
-
-        return submit, lambda: throttle.aacquire(hold=False)
-
 
 def _progress_bar(total: int, progress: bool | None) -> Any:
     """A tqdm bar on stderr: shown on a terminal by default, never in pipes or logs."""
@@ -150,151 +138,257 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
     return tqdm(total=total, disable=not show, unit="prompt", file=sys.stderr, leave=True)
 
 
-def _outcome(future: Any) -> tuple[GeneratedImages | None, BaseException | None]:
-    try:
-        return future.result(), None
-    except BaseException as exc:
-        return None, exc
+class _Crew:
+    """What a batch's workers share, threads or tasks: the plan, what is in flight, what the caller has not read.
 
-
-async def drive(
-    plan: Plan,
-    concurrency: int,
-    submit: Callable[[int], Awaitable[GeneratedImages]],
-    pace: Callable[[], Awaitable[Any]] | None = None,
-) -> AsyncGenerator[BatchResult, None]:
-    """The one batch loop: resumed items first, then each as it finishes, then those the cap kept back."""
-    import asyncio
-
-    pending: dict[asyncio.Future[GeneratedImages], int] = {}
-    # Each future puts itself here when done: O(1) per result.
-    finished: asyncio.Queue[asyncio.Future[GeneratedImages]] = asyncio.Queue()
-    try:
-        with plan._bar:
-            for result in plan.opening():
-                yield result
-            while True:
-                while len(pending) < concurrency and (index := plan.next(len(pending))) is not None:
-                    if pace is not None:
-                        await pace()
-                    plan.sending(index)
-                    future: asyncio.Future[GeneratedImages] = asyncio.ensure_future(submit(index))
-                    pending[future] = index
-                    future.add_done_callback(finished.put_nowait)
-                if not pending:
-                    break
-                future = await finished.get()
-                yield plan.finished(pending.pop(future), *_outcome(future))
-            for result in plan.unsent():
-                yield result
-    finally:  # Ctrl-C, cancellation or the caller stopped early: nothing keeps running
-        for future in pending:
-            future.cancel()
-        for future, index in pending.items():  # done but not yet yielded: their files are saved
-            if future.done() and not future.cancelled() and future.exception() is None:
-                plan.record(index, future.result(), None)
-        plan.close()
-
-
-async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
-    """A batch on the caller's event loop: each item a task (or a job on the caller's executor)."""
-    plan = batch.plan()
-    if batch.executor is not None:
-        submit, pace = batch.remote(plan)
-        steps = drive(plan, batch.concurrency, submit, pace)
-    else:
-        job = batch.job
-        steps = drive(plan, batch.concurrency, lambda index: job.acall(plan.items[index], plan.destination(index)))
-    try:
-        async for result in steps:
-            yield result
-    finally:
-        await steps.aclose()
-    plan.say_resumed()  # here, not in the driver: the warning points at the caller's line
-
-
-def run(batch: Batch) -> Iterator[BatchResult]:
-    """A batch from sync code: the driver on a loop thread, each item on a daemon worker (or the caller's executor).
-
-    An item makes its request in the worker that runs it (where the provider's timeout holds:
-    ``_retry.in_caller``), so each item wakes one thread, not two. The driver refills a slot as
-    soon as an item finishes, without waiting for the caller's thread (whose every wake-up costs
-    a GIL switch when 64 threads are busy); it hands results over through a queue of at most
-    ``concurrency``, so a caller that stops reading stops the batch from running ahead: memory
-    stays O(concurrency).
+    It makes no call and never waits (like ``_retry.plan``): the sync driver uses it under a lock,
+    the async one on its loop, each waking its workers in its own way when ``take`` says ``WAIT``.
+    Every item is recorded (journal, cost, progress) by the worker that ran it, as it finishes,
+    whether or not the caller has read it yet; once the caller has stopped, nothing is.
     """
-    import asyncio
 
-    plan = batch.plan()
-    cancel = threading.Event()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="imagebot-batch-loop", daemon=True)
-    thread.start()
-    if batch.executor is None:
-        job = batch.job
+    WAIT = object()
 
-        def submit(index: int) -> Awaitable[GeneratedImages]:
-            return asyncio.wrap_future(_retry.WORKERS.submit(job, plan.items[index], plan.destination(index), cancel))
+    def __init__(self, plan: Plan, concurrency: int) -> None:
+        self.plan, self.concurrency = plan, concurrency
+        self.in_flight = 0
+        self.unread = 0  # results the caller has not taken: at most ``concurrency``, so it is never outrun
+        self.working = 0
+        self.halted = False  # take nothing more: the caller stopped, or a worker failed
+        self.closed = False  # the caller stopped: record nothing more
+        self.error: BaseException | None = None
 
-        steps = drive(plan, batch.concurrency, submit)
-    else:
-        steps = drive(plan, batch.concurrency, *batch.remote(plan))
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=batch.concurrency)
-    pumping = asyncio.run_coroutine_threadsafe(_pump(steps, handoff, cancel), loop)
-    try:
-        while (item := _taken(handoff)) is not _DONE:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-        plan.say_resumed()  # in the caller's thread, so that the warning points at the caller's line
-    finally:
-        cancel.set()  # items still running stop at their next check (within 0.1 s)
-        while not pumping.done():  # the pump may be waiting for room in the queue
-            with contextlib.suppress(queue.Empty):
-                handoff.get_nowait()
-            pumping.cancel()
-            concurrent.futures.wait([pumping], timeout=_WAKE)
-        asyncio.run_coroutine_threadsafe(steps.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()  # an item still waiting for its answer is left to its daemon worker: it saves nothing
+    def start(self) -> int:
+        """How many workers to start."""
+        self.working = min(self.concurrency, len(self.plan.todo))
+        return self.working
+
+    def take(self) -> Any:
+        """The next item to send, its file name journaled; ``WAIT`` to wait for a change; None to stop."""
+        if self.halted:
+            return None
+        if self.unread >= self.concurrency:  # the caller is not reading: do not run ahead
+            return self.WAIT
+        index = self.plan.next(self.in_flight)
+        if index is not None:
+            self.in_flight += 1
+            self.plan.sending(index)
+            return index
+        # Nothing now: the cap may let more through once the items in flight say what they cost.
+        return self.WAIT if self.in_flight and self.plan.todo else None
+
+    def done(self, index: int, outcome: tuple[GeneratedImages | None, BaseException | None]) -> BatchResult | None:
+        """An item ran: its result, recorded, for the caller (None once the caller has stopped)."""
+        self.in_flight -= 1
+        if self.closed:
+            return None
+        result = self.plan.finished(index, *outcome)
+        self.unread += 1
+        return result
+
+    def read(self) -> bool:
+        """The caller took a result: whether a worker waiting for room may go on."""
+        self.unread -= 1
+        return self.unread == self.concurrency - 1
+
+    def leave(self) -> bool:
+        """A worker found nothing more to take: whether it was the last (the batch's sent items are all in)."""
+        self.working -= 1
+        return self.working == 0 and not self.closed
+
+    def fail(self, error: BaseException) -> bool:
+        """A worker could not go on (a journal that cannot be written, say): whether the caller is to raise it."""
+        first = self.error is None and not self.closed  # the cause, not the stops it caused
+        if first:
+            self.error = error
+        self.halted = True
+        return first
+
+    def close(self) -> None:
+        """The caller stopped (or the batch is over): nothing more is sent or recorded."""
+        self.halted = self.closed = True
+        self.plan.close()
 
 
 _DONE = object()
 
 
 class _Failed:
-    """The driver raised: the caller's thread raises it."""
+    """A worker failed: the caller raises its error."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
 
-async def _pump(steps: AsyncGenerator[BatchResult, None], handoff: Any, cancel: threading.Event) -> None:
-    """Move each result into ``handoff`` as the driver makes it (waiting, without blocking the loop, for room)."""
-    import asyncio
+def run(batch: Batch) -> Iterator[BatchResult]:
+    """A batch from sync code: ``concurrency`` daemon workers, each taking the next item as it finishes one.
 
-    async def put(item: Any) -> None:
-        while not cancel.is_set():
-            try:
-                handoff.put_nowait(item)
-                return
-            except queue.Full:
-                await asyncio.sleep(0.005)
+    An item makes its request in the worker that runs it (where the provider's timeout holds:
+    ``_retry.in_caller``) or on the caller's executor; the caller's thread only hands results
+    on. So an item wakes one thread, and no thread stands between an item that ends and the
+    next one sent: with 64 threads busy, each extra wake-up waits for the GIL.
+    """
+    plan = batch.plan()
+    crew = _Crew(plan, batch.concurrency)
+    cancel = threading.Event()  # items in flight stop at their next check (within 0.1 s)
+    changed = threading.Condition()
+    results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    run_item = _in_thread(batch, plan, cancel)
+
+    def work() -> None:
+        try:
+            while True:
+                with changed:
+                    while (index := crew.take()) is crew.WAIT:
+                        changed.wait()
+                if index is None:
+                    break
+                outcome = run_item(index)
+                with changed:
+                    result = crew.done(index, outcome)
+                    changed.notify_all()
+                if result is None:
+                    return
+                results.put(result)
+            with changed:
+                last = crew.leave()
+            if last:
+                results.put(_DONE)
+        except BaseException as exc:
+            cancel.set()
+            with changed:
+                first = crew.fail(exc)
+                changed.notify_all()
+            if first:
+                results.put(_Failed(exc))
 
     try:
-        async for result in steps:
-            await put(result)
-    except Exception as exc:  # a plan that could not start (a busy folder, say): the caller raises it
-        await put(_Failed(exc))
-        return
-    await put(_DONE)
+        with plan._bar:
+            yield from plan.opening()
+            workers = crew.start()
+            for _ in range(workers):
+                _retry.WORKERS.run(work)
+            while workers and (item := _taken(results)) is not _DONE:
+                if isinstance(item, _Failed):
+                    raise item.error
+                with changed:
+                    if crew.read():
+                        changed.notify_all()
+                yield item
+            yield from plan.unsent()
+        plan.say_resumed()  # in the caller's thread, so that the warning points at the caller's line
+    finally:
+        cancel.set()
+        with changed:
+            crew.close()
+            changed.notify_all()
 
 
-def _taken(handoff: Any) -> Any:
-    """The next item, waiting in short slices so that Ctrl-C in this thread is seen at once."""
+def _in_thread(batch: Batch, plan: Plan, cancel: threading.Event) -> Callable[[int], Any]:
+    """Run one item in this thread, or on the caller's executor (the pace kept here, at submission)."""
+    job, executor = batch.job, batch.executor
+
+    def run_item(index: int) -> tuple[GeneratedImages | None, BaseException | None]:
+        try:
+            if executor is None:
+                return job(plan.items[index], plan.destination(index), cancel), None
+            job.throttle.acquire(cancel, hold=False)
+            future = executor.submit(job.unpaced(), plan.items[index], plan.destination(index), None, True)
+            while not concurrent.futures.wait([future], timeout=_WAKE).done:
+                if cancel.is_set():
+                    future.cancel()
+                    raise KeyboardInterrupt
+            return future.result(), None
+        except BaseException as exc:  # KeyboardInterrupt from a stopped batch: nothing is recorded
+            return None, exc
+
+    return run_item
+
+
+def _taken(results: Any) -> Any:
+    """The next result, waiting in short slices so that Ctrl-C in this thread is seen at once."""
     while True:
         try:
-            return handoff.get(timeout=_WAKE)
+            return results.get(timeout=_WAKE)
         except queue.Empty:
             continue
+
+
+async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
+    """A batch on the caller's event loop: ``concurrency`` tasks, each taking the next item as it finishes one.
+
+    An item that ends is followed by the next one's request in the same step of the loop.
+    """
+    import asyncio
+
+    plan = batch.plan()
+    crew = _Crew(plan, batch.concurrency)
+    changed = asyncio.Event()
+    results: asyncio.Queue[Any] = asyncio.Queue()
+    run_item = _on_loop(batch, plan)
+
+    async def work() -> None:
+        try:
+            while True:
+                while (index := crew.take()) is crew.WAIT:
+                    changed.clear()  # no await since take(): a change from now on sets it
+                    await changed.wait()
+                if index is None:
+                    break
+                outcome = await run_item(index)
+                result = crew.done(index, outcome)
+                changed.set()
+                if result is None:
+                    return
+                results.put_nowait(result)
+            if crew.leave():
+                results.put_nowait(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            first = crew.fail(exc)
+            changed.set()
+            if first:
+                results.put_nowait(_Failed(exc))
+
+    workers: list[asyncio.Task[None]] = []
+    try:
+        with plan._bar:
+            for result in plan.opening():
+                yield result
+            workers = [asyncio.ensure_future(work()) for _ in range(crew.start())]
+            while workers and (item := await results.get()) is not _DONE:
+                if isinstance(item, _Failed):
+                    raise item.error
+                if crew.read():
+                    changed.set()
+                yield item
+            for result in plan.unsent():
+                yield result
+    finally:  # an error, cancellation or the caller stopped early: nothing keeps running
+        crew.close()
+        changed.set()
+        for worker in workers:
+            worker.cancel()
+    plan.say_resumed()  # here, not in a worker: the warning points at the caller's line
+
+
+def _on_loop(batch: Batch, plan: Plan) -> Callable[[int], Awaitable[Any]]:
+    """Run one item on this loop, or on the caller's executor (the pace kept here, at submission)."""
+    import asyncio
+
+    job, executor = batch.job, batch.executor
+
+    async def run_item(index: int) -> tuple[GeneratedImages | None, BaseException | None]:
+        try:
+            if executor is None:
+                return await job.acall(plan.items[index], plan.destination(index)), None
+            await job.throttle.aacquire(hold=False)
+            future = executor.submit(job.unpaced(), plan.items[index], plan.destination(index), None, True)
+            return await asyncio.wrap_future(future), None
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return None, exc
+
+    return run_item
