@@ -9,7 +9,6 @@ What a sync and an async call share is here as plain functions; the two shells t
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import itertools
 import time
@@ -155,13 +154,20 @@ class Generation:
 _current: contextvars.ContextVar[Generation | None] = contextvars.ContextVar("imagebot_generation", default=None)
 
 
-@contextlib.contextmanager
-def current(generation: Generation) -> Iterator[Generation]:
-    token = _current.set(generation)
-    try:
-        yield generation
-    finally:
-        _current.reset(token)
+class current:  # used as a function: ``with current(generation):``
+    """The call in progress while the block runs (a class, not a generator: it is entered on every call)."""
+
+    __slots__ = ("_token", "generation")
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+
+    def __enter__(self) -> Generation:
+        self._token = _current.set(self.generation)
+        return self.generation
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def standalone(bot: Any, prompt: str) -> Generation:
@@ -186,51 +192,49 @@ def told_to_wait(generation: Generation, error: PausedTooLong) -> Exception:
 # The two shells -------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def turn(generation: Generation) -> Iterator[None]:
-    """A sync call's turn in the bot's pace; a failure is recorded in the history."""
-    generation.prepare()
-    with _waited(generation):
-        token = generation.throttle.acquire(generation.cancel, patience=_patience(generation))
-    with _held(generation, token, lambda exc: record(generation, None, exc)):
-        yield
+class turn:  # used as a function: ``with turn(generation):``, ``async with turn(generation):``
+    """A call's turn in the bot's pace, sync or async; a failure is recorded in the history.
 
+    Before the turn, litellm is loaded and the model checked (``prepare``); a 429's pause longer
+    than the call may wait fails it, unsent. Once the turn is taken, the call's clock starts, and
+    the turn is given back however the call ends. A class, not a generator: it is entered on
+    every call, and a batch of thousands keeps one per item in flight.
+    """
 
-@contextlib.asynccontextmanager
-async def aturn(generation: Generation) -> Any:
-    """An async call's turn in the bot's pace; a failure is recorded in the history (in a thread)."""
-    import asyncio
+    __slots__ = ("_token", "generation")
 
-    generation.prepare()
-    with _waited(generation):
-        token = await generation.throttle.aacquire(patience=_patience(generation))
-    loop = asyncio.get_running_loop()
-    with _held(generation, token, lambda exc: loop.run_in_executor(None, record, generation, None, exc)):
-        yield
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
 
-
-@contextlib.contextmanager
-def _waited(generation: Generation) -> Iterator[None]:
-    """Around waiting for a turn: a 429's pause longer than the call may wait fails it, unsent."""
-    try:
-        yield
-    except PausedTooLong as error:
-        raise told_to_wait(generation, error) from None
-
-
-@contextlib.contextmanager
-def _held(generation: Generation, token: int, failed: Any) -> Iterator[None]:
-    """A turn taken: the call's clock starts, the turn is given back however the call ends."""
-    ok = False
-    try:
+    def __enter__(self) -> None:
+        generation = self.generation
+        generation.prepare()
+        try:
+            self._token = generation.throttle.acquire(generation.cancel, patience=_patience(generation))
+        except PausedTooLong as error:
+            raise told_to_wait(generation, error) from None
         generation.begin()
-        yield
-        ok = True
-    except Exception as exc:
-        failed(exc)
-        raise
-    finally:
-        generation.throttle.release(ok=ok, token=token)
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, Exception):
+            record(self.generation, None, error)
+        self.generation.throttle.release(ok=error is None, token=self._token)
+
+    async def __aenter__(self) -> None:
+        generation = self.generation
+        generation.prepare()
+        try:
+            self._token = await generation.throttle.aacquire(patience=_patience(generation))
+        except PausedTooLong as error:
+            raise told_to_wait(generation, error) from None
+        generation.begin()
+
+    async def __aexit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, Exception):  # the history is written in a thread: the loop does not wait for it
+            import asyncio
+
+            asyncio.get_running_loop().run_in_executor(None, record, self.generation, None, error)
+        self.generation.throttle.release(ok=error is None, token=self._token)
 
 
 def send(generation: Generation, kwargs: dict[str, Any]) -> Any:
@@ -270,12 +274,18 @@ async def asend(generation: Generation, kwargs: dict[str, Any]) -> Any:
     litellm = _routing.load_litellm()
     fn = _routing.litellm_function(litellm, generation.operation.kind, asynchronous=True)
     generation.warn()
+    bound = getattr(asyncio, "timeout", None)  # Python 3.11+
 
     async def attempt(action: _retry.Attempt) -> _retry.Outcome:
         kwargs = with_inputs(action.kwargs, generation.operation)
         client = None if "client" in kwargs else generation.client(kwargs.get("timeout"), on_loop=True)
         try:
-            value = await asyncio.wait_for(fn(**kwargs, **({"client": client} if client else {})), action.wait)
+            call = fn(**kwargs, **({"client": client} if client else {}))
+            if bound is None:  # Python 3.10
+                value = await asyncio.wait_for(call, action.wait)
+            else:  # bounds the attempt in this task: wait_for's task of its own costs a step of the loop each way
+                async with bound(action.wait):
+                    value = await call
             return _retry.Outcome(value)
         except asyncio.TimeoutError:
             return _retry.Outcome(timed_out=True)
@@ -371,8 +381,13 @@ class Destination:
             folder, save_path = save_path, None
         self.path = Path(save_path) if save_path is not None else None
         self.folder = Path(folder) if folder is not None else Path()
-        self.stem = stem or slugify(prompt)
+        self.prompt, self._stem = prompt, stem
         self.replace = replace
+
+    @property
+    def stem(self) -> str:
+        """The name to start from: the one given, or the prompt's words (worked out only when a file is written)."""
+        return self._stem or slugify(self.prompt)
 
     def names(self, index: int) -> Iterator[str]:
         """The names image ``index`` may take, in order: ``stem`` (the first image), then ``stem_2``, ``stem_3``…"""

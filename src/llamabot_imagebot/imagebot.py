@@ -299,7 +299,7 @@ async def _aproduce(bot: Any, generation: _step.Generation, mode: str, where: An
     import asyncio
 
     with _step.current(generation):
-        async with _step.aturn(generation):
+        async with _step.turn(generation):
             if generation.operation.kind == "generate":
                 response = await agenerate_image_response(bot, generation.prompt)
             else:
@@ -397,7 +397,7 @@ async def agenerate_image_response(bot: ImageBot, prompt: str) -> Any:
     if generation is None:
         generation = _step.standalone(bot, prompt)
         with _step.current(generation):
-            async with _step.aturn(generation):
+            async with _step.turn(generation):
                 return await agenerate_image_response(bot, prompt)
     kwargs = image_generation_kwargs_for_bot(bot, prompt)
     generation.sent = kwargs
