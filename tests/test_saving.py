@@ -253,3 +253,30 @@ def test_save_path_without_extension_gets_the_real_one(provider):
     provider.gpt_image([PNG])
     path = bot_for(provider, model="gpt-image-2")("A cat", save_path="noext")
     assert path == Path("noext.png") and path.read_bytes() == PNG and not Path("noext").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits (RLIMIT_FSIZE) are POSIX")
+def test_a_write_the_disk_cuts_short_fails_and_leaves_no_file(tmp_path):
+    """With room for only part of the image (a file size limit makes the kernel write part and return its count),
+    the save fails with an OSError and leaves nothing behind: a short write never passes for a whole image."""
+    import subprocess
+
+    image = tagged(b"x" * 20000)
+    (tmp_path / "image.png").write_bytes(image)
+    script = f"""
+import resource, signal
+from pathlib import Path
+from llamabot_imagebot import _files
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    _files.write_new(Path("image.png").read_bytes(), Path("out"), ["picture"])
+except OSError as exc:
+    print("refused", exc.errno)
+else:
+    print("saved")
+"""
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["refused", "27"], done.stderr  # EFBIG
+    assert list((tmp_path / "out").iterdir()) == []

@@ -61,11 +61,13 @@ _swept_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
-    """A new temporary file in ``folder``, open and locked while the block runs; removed unless kept.
+def _part(folder: Path) -> Iterator[tuple[Path, int]]:
+    """A new temporary file in ``folder``, open (its descriptor) and locked while the block runs; removed unless kept.
 
     The caller keeps the file by renaming or linking it away inside the block; whatever is left
-    under the temporary name when the block ends is deleted.
+    under the temporary name when the block ends is deleted. A descriptor, not a file object:
+    ``os.fdopen`` makes three more system calls (fstat, isatty, lseek), each handing the GIL to
+    another of a batch's busy threads; ``_buffered`` gives one where a library needs it.
     """
     tmp = folder / f".imagebot-{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.part"
     # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
@@ -78,16 +80,27 @@ def _part(folder: Path) -> Iterator[tuple[Path, BinaryIO]]:
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(fd, "wb", closefd=False) as file:
-            yield tmp, file
+        yield tmp, fd
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.close(fd)
 
 
-def _fill(file: BinaryIO, source: Source, cancel: threading.Event | None, complete: bool) -> str:
-    """Write ``source`` into ``file``; return the MIME type its bytes say (``InvalidImageError`` if none)."""
+def _buffered(fd: int) -> BinaryIO:
+    """A file object over a temporary file's descriptor (for Pillow and copies), leaving the descriptor open."""
+    return os.fdopen(fd, "wb", closefd=False)
+
+
+def _write_all(fd: int, chunk: bytes | memoryview) -> None:
+    """Write all of ``chunk``: ``os.write`` may write less (a disk filling up), which must not pass unseen."""
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fill(fd: int, source: Source, cancel: threading.Event | None, complete: bool) -> str:
+    """Write ``source`` into the file ``fd``; return the MIME type its bytes say (``InvalidImageError`` if none)."""
     head, tail, size, mime = b"", b"", 0, None
     chunks = iter_chunks(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     for chunk in chunks:
@@ -97,14 +110,13 @@ def _fill(file: BinaryIO, source: Source, cancel: threading.Event | None, comple
             head += bytes(chunk[: SNIFF_BYTES - len(head)])
             if len(head) >= SNIFF_BYTES:
                 mime = require_image(head, "The generated image")
-        file.write(chunk)
+        _write_all(fd, chunk)
         size += len(chunk)
         tail = (tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
     mime = mime or require_image(head, "The generated image")
     if complete:  # a download can be cut short; bytes the provider sent inline cannot
         require_complete(head, tail, size, mime)
-    file.flush()
-    os.fsync(file.fileno())
+    os.fsync(fd)
     return mime
 
 
@@ -159,8 +171,8 @@ def _place(
     suffix: str | None = None,
 ) -> Path:
     remove_stale_parts(folder)
-    with _part(folder) as (tmp, file):
-        mime = _fill(file, source, cancel, complete)
+    with _part(folder) as (tmp, fd):
+        mime = _fill(fd, source, cancel, complete)
         if path is not None and not path.suffix:  # "dog" would be a PNG no program opens by name: "dog.png"
             path = path.with_name(path.name + EXTENSIONS[mime])
         wanted = path if path is not None else (folder / f"x{suffix}" if suffix else None)
@@ -217,11 +229,11 @@ def _converted(tmp: Path, mime: str, path: Path | None) -> Iterator[tuple[Path, 
                     f"Save it as {path.stem}{EXTENSIONS[mime]} to keep them.",
                     ContentCredentialsWarning,
                 )
-            with _part(tmp.parent) as (converted, file), Image.open(tmp) as img:
+            with _part(tmp.parent) as (converted, fd), Image.open(tmp) as img, _buffered(fd) as file:
                 out = img.convert("RGB") if wanted == "image/jpeg" and img.mode not in ("RGB", "L") else img
                 out.save(file, format=_PILLOW_FORMATS[wanted])
                 file.flush()
-                os.fsync(file.fileno())
+                os.fsync(fd)
                 yield converted, wanted
             return
     warn(
@@ -255,23 +267,22 @@ def _embedded(tmp: Path, mime: str, provenance: dict[str, Any] | None) -> Iterat
             yield tmp, True
             return
         keep_from, head, tail = planned
-        with _part(tmp.parent) as (out, file):
+        with _part(tmp.parent) as (out, fd), _buffered(fd) as file:
             file.write(head)
             source.seek(keep_from)
             shutil.copyfileobj(source, file, _COPY_CHUNK)
             file.write(tail)
             file.flush()
-            os.fsync(file.fileno())
+            os.fsync(fd)
             source.close()
             yield out, False
 
 
 def _write_sidecar(path: Path, provenance: dict[str, Any]) -> None:
     """Write ``<file>.json`` beside an image that cannot carry its provenance inside."""
-    with _part(path.parent) as (tmp, file):
-        file.write(json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8"))
-        file.flush()
-        os.fsync(file.fileno())
+    with _part(path.parent) as (tmp, fd):
+        _write_all(fd, json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8"))
+        os.fsync(fd)
         os.replace(tmp, sidecar_path(path))
 
 
