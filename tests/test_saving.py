@@ -263,7 +263,7 @@ def test_a_write_the_disk_cuts_short_fails_and_leaves_no_file(tmp_path):
 
     image = tagged(b"x" * 20000)
     (tmp_path / "image.png").write_bytes(image)
-    script = f"""
+    script = """
 import resource, signal
 from pathlib import Path
 from llamabot_imagebot import _files
