@@ -115,6 +115,11 @@ class Batch:
         self.options = options
         self.executor: concurrent.futures.Executor | None = options.get("executor")
 
+    def submit(self, plan: Plan, index: int) -> concurrent.futures.Future[GeneratedImages]:
+        """Hand an item to the caller's executor, the pace already taken (a worker elsewhere keeps no pace of ours)."""
+        assert self.executor is not None
+        return self.executor.submit(self.job.unpaced(), plan.items[index], plan.destination(index), None, True)
+
     def plan(self) -> Plan:
         options = self.options
         return Plan(
@@ -156,7 +161,7 @@ class _Crew:
         self.working = 0
         self.halted = False  # take nothing more: the caller stopped, or a worker failed
         self.closed = False  # the caller stopped: record nothing more
-        self.error: BaseException | None = None
+        self.failed = False  # a worker failed: the caller raises the first failure only
 
     def start(self) -> int:
         """How many workers to start."""
@@ -196,12 +201,10 @@ class _Crew:
         self.working -= 1
         return self.working == 0 and not self.closed
 
-    def fail(self, error: BaseException) -> bool:
-        """A worker could not go on (a journal that cannot be written, say): whether the caller is to raise it."""
-        first = self.error is None and not self.closed  # the cause, not the stops it caused
-        if first:
-            self.error = error
-        self.halted = True
+    def fail(self) -> bool:
+        """A worker could not go on (a journal it cannot write, say): whether the caller is to raise its error."""
+        first = not self.failed and not self.closed  # the cause, not the stops it caused
+        self.failed = self.halted = True
         return first
 
     def close(self) -> None:
@@ -257,7 +260,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
         except BaseException as exc:
             cancel.set()
             with changed:
-                first = crew.fail(exc)
+                first = crew.fail()
                 changed.notify_all()
             if first:
                 results.put(_Failed(exc))
@@ -293,7 +296,7 @@ def _in_thread(batch: Batch, plan: Plan, cancel: threading.Event) -> Callable[[i
             if executor is None:
                 return job(plan.items[index], plan.destination(index), cancel), None
             job.throttle.acquire(cancel, hold=False)
-            future = executor.submit(job.unpaced(), plan.items[index], plan.destination(index), None, True)
+            future = batch.submit(plan, index)
             while not concurrent.futures.wait([future], timeout=_WAKE).done:
                 if cancel.is_set():
                     future.cancel()
@@ -346,7 +349,7 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            first = crew.fail(exc)
+            first = crew.fail()
             changed.set()
             if first:
                 results.put_nowait(_Failed(exc))
@@ -384,7 +387,7 @@ def _on_loop(batch: Batch, plan: Plan) -> Callable[[int], Awaitable[Any]]:
             if executor is None:
                 return await job.acall(plan.items[index], plan.destination(index)), None
             await job.throttle.aacquire(hold=False)
-            future = executor.submit(job.unpaced(), plan.items[index], plan.destination(index), None, True)
+            future = batch.submit(plan, index)
             return await asyncio.wrap_future(future), None
         except asyncio.CancelledError:
             raise

@@ -238,17 +238,12 @@ class Plan:
         return self.resumed
 
     def finished(self, index: int, images: GeneratedImages | None, error: BaseException | None) -> BatchResult:
-        """What became of an item sent, recorded and counted on the progress bar."""
-        result = self.record(index, images, error)
-        self._bar.update(1)
-        return result
-
-    def record(self, index: int, images: GeneratedImages | None, error: BaseException | None) -> BatchResult:
-        """Record what became of an item sent: its cost, and its line in the journal.
+        """What became of an item sent, recorded (its cost, its line in the journal) and counted on the progress bar.
 
         A failure to write the journal (a full disk) never loses the images: the result is
         returned, with a warning that resuming may ask for them again.
         """
+        self._bar.update(1)
         paid = images if images is not None else getattr(error, "images", None)
         self.spending.settle(index, getattr(paid, "cost", None), failed=error is not None)
         prompt = self.items[index].prompt
