@@ -6,8 +6,10 @@ import base64
 import itertools
 import json
 import math
+import sys
 import threading
 import time
+from pathlib import Path
 
 import litellm
 import pytest
@@ -16,7 +18,7 @@ from werkzeug import Request, Response
 import llamabot as lmb
 from llamabot_imagebot import _history, _journal
 from llamabot_imagebot.cli import main
-from tests.fakes import b64, tagged
+from tests.fakes import PNG, b64, tagged
 
 
 @pytest.mark.wire
@@ -124,17 +126,65 @@ def test_two_runs_of_one_batch_in_one_folder_do_not_both_pay(provider, bot, tmp_
 
 
 @pytest.mark.wire
-def test_a_failed_journal_append_still_returns_the_paid_image(provider, bot, tmp_path, monkeypatch):
-    """The disk fills up as the journal is written: the image saved is returned, with a warning."""
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits (RLIMIT_FSIZE) are POSIX")
+def test_a_failed_journal_append_still_returns_the_paid_image(provider, tmp_path):
+    """The disk fills up as the journal is written: the image saved is returned, with a warning. A file size
+    limit lets the journal take the prompt's planned name and the image be saved, then cuts the 'saved' line short."""
+    import subprocess
+
     provider.gpt_image()
+    planned = _journal.planned_line("k" * 24, 0, "A fox", "a_fox")
+    saved = _journal.saved_line("k" * 24, 0, "A fox", [Path("a_fox.png")], 0.04)
+    limit = max(len(PNG), len(planned)) + 8
+    assert limit < len(planned) + len(saved)
+    script = f"""
+import resource, signal, warnings
+import llamabot as lmb
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+bot = lmb.ImageBot(model="gpt-image-2", api_base={provider.base!r}, api_key="sk-test")
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    results = bot.batch(["A fox"], save_dir="out")
+print(results[0].is_file(), *(w.category.__name__ for w in caught))
+for w in caught:
+    print(w.message)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines and lines[0].split() == ["True", "JournalWarning"], done.stdout + done.stderr
+    assert "may ask for them again" in done.stdout
+    assert (tmp_path / "out" / "a_fox.png").read_bytes() == PNG
 
-    def full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_journal.Journal, "saved", full)
-    with pytest.warns(lmb.JournalWarning, match="may ask for them again"):
-        results = bot().batch(["A fox"], save_dir=tmp_path / "out")
-    assert results[0].is_file()
+@pytest.mark.wire
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits (RLIMIT_FSIZE) are POSIX")
+def test_a_prompt_whose_name_the_journal_cannot_take_is_not_sent(provider, tmp_path):
+    """The disk is full before the second prompt's planned name is written: the first image is returned, then the
+    batch raises the OSError, and the second prompt is never sent (a resumed run could not find what it paid for)."""
+    import subprocess
+
+    provider.gpt_image()
+    planned = _journal.planned_line("k" * 24, 0, "A fox", "a_fox")
+    limit = max(len(PNG), len(planned)) + 8
+    script = f"""
+import resource, signal, warnings
+import llamabot as lmb
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+warnings.simplefilter("ignore")
+bot = lmb.ImageBot(model="gpt-image-2", api_base={provider.base!r}, api_key="sk-test")
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+made = []
+try:
+    for result in bot.iter_batch(["A fox", "A cat"], concurrency=1, save_dir="out"):
+        made.append(result.prompt)
+except OSError as exc:
+    print(made, exc.errno)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "['A fox'] 27", done.stdout + done.stderr  # EFBIG
+    assert [call.json["prompt"] for call in provider.calls("/images/generations")] == ["A fox"]
+    assert (tmp_path / "out" / "a_fox.png").read_bytes() == PNG
 
 
 @pytest.mark.wire

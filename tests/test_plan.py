@@ -213,7 +213,7 @@ def test_a_file_saved_before_a_crash_with_n_2_is_adopted_whole(tmp_path):
     """Two images saved under their planned names, then a crash before the journal said so: both adopted, none paid again."""
     settings = Settings(model="gpt-image-2", size="1024x1024", n=2, timeout=600, response_format="url")
     first = plan(tmp_path, ["a fox"], settings)
-    first.sending(0)
+    assert first.write_down(None, 0)
     first.close()
     (tmp_path / "a_fox.png").write_bytes(PNG)
     (tmp_path / "a_fox_2.png").write_bytes(PNG)

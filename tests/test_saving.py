@@ -280,3 +280,23 @@ else:
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["refused", "27"], done.stderr  # EFBIG
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_temporary_name_someone_else_holds_is_passed_over_not_used(tmp_path):
+    """Temporary names are unique per process without asking the OS for randomness each time; one that exists
+    all the same (another machine's process with our host name, PID and random part) is never written into."""
+    import copy
+    import os
+
+    from llamabot_imagebot import _files
+
+    coming = copy.copy(_files._COUNT)  # the counts the next temporary files will take
+    taken = []
+    for _ in range(2):
+        name = f".imagebot-{_files._HOST}-{os.getpid()}-{_files._SALT:08x}{next(coming) & 0xFFFFFFFF:08x}.part"
+        assert _files.PART_NAME.fullmatch(name)
+        (tmp_path / name).write_bytes(b"someone else's")
+        taken.append(tmp_path / name)
+    path = _files.write_new(PNG, tmp_path, ["picture"])
+    assert path.read_bytes() == PNG
+    assert [part.read_bytes() for part in taken] == [b"someone else's"] * 2

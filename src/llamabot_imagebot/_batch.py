@@ -5,9 +5,9 @@ name, each record) and one ``_Crew`` keeps the count of what is in flight and un
 drivers run them alike: ``run`` with ``concurrency`` daemon worker threads, ``arun`` with
 ``concurrency`` tasks on the caller's loop. Each worker takes the next item as soon as it has
 finished one and records it; the caller's side only hands results on. So both keep the same
-plan, journal and cap, at most ``concurrency`` items are in flight and at most ``concurrency``
-results wait to be read: memory, and the work a crash can lose, stay O(concurrency) whatever
-the batch's length.
+plan, journal and cap; at most ``concurrency`` items are in flight, and none is sent while
+``concurrency`` results wait to be read: memory, and the work a crash can lose, stay
+O(concurrency) whatever the batch's length.
 """
 
 from __future__ import annotations
@@ -146,10 +146,11 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
 class _Crew:
     """What a batch's workers share, threads or tasks: the plan, what is in flight, what the caller has not read.
 
-    It makes no call and never waits (like ``_retry.plan``): the sync driver uses it under a lock,
-    the async one on its loop, each waking its workers in its own way when ``take`` says ``WAIT``.
-    Every item is recorded (journal, cost, progress) by the worker that ran it, as it finishes,
-    whether or not the caller has read it yet; once the caller has stopped, nothing is.
+    It makes no call, writes nothing and never waits (like ``_retry.plan``): the sync driver uses
+    it under a lock, the async one on its loop, each waking its workers in its own way when
+    ``take`` says ``WAIT``. Every item is recorded (cost, progress, then its journal line) by the
+    worker that ran it, as it finishes, whether or not the caller has read it yet; once the
+    caller has stopped, nothing is.
     """
 
     WAIT = object()
@@ -169,7 +170,7 @@ class _Crew:
         return self.working
 
     def take(self) -> Any:
-        """The next item to send, its file name journaled; ``WAIT`` to wait for a change; None to stop."""
+        """The next item to send; ``WAIT`` to wait for a change; None to stop."""
         if self.halted:
             return None
         if self.unread >= self.concurrency:  # the caller is not reading: do not run ahead
@@ -177,19 +178,18 @@ class _Crew:
         index = self.plan.next(self.in_flight)
         if index is not None:
             self.in_flight += 1
-            self.plan.sending(index)
             return index
         # Nothing now: the cap may let more through once the items in flight say what they cost.
         return self.WAIT if self.in_flight and self.plan.todo else None
 
-    def done(self, index: int, outcome: tuple[GeneratedImages | None, BaseException | None]) -> BatchResult | None:
-        """An item ran: its result, recorded, for the caller (None once the caller has stopped)."""
+    def finish(self, index: int, outcome: tuple[GeneratedImages | None, BaseException | None]) -> tuple[Any, Any]:
+        """An item ran: its result for the caller and the next item to send (as ``take``); two Nones once it stopped."""
         self.in_flight -= 1
         if self.closed:
-            return None
+            return None, None
         result = self.plan.finished(index, *outcome)
         self.unread += 1
-        return result
+        return result, self.take()
 
     def read(self) -> bool:
         """The caller took a result: whether a worker waiting for room may go on."""
@@ -238,21 +238,35 @@ def run(batch: Batch) -> Iterator[BatchResult]:
     results: queue.SimpleQueue[Any] = queue.SimpleQueue()
     run_item = _in_thread(batch, plan, cancel)
 
+    def take() -> Any:
+        with changed:
+            while (index := crew.take()) is crew.WAIT:
+                changed.wait()
+        return index
+
     def work() -> None:
         try:
+            result, index = None, take()
             while True:
-                with changed:
-                    while (index := crew.take()) is crew.WAIT:
-                        changed.wait()
+                try:  # one journal write: what the last item became, and the next one's name before it is sent
+                    going_on = plan.write_down(result, index)
+                finally:  # the result is handed on even if the next name could not be written
+                    if result is not None:
+                        results.put(result)
+                if not going_on:
+                    return  # the batch is over
                 if index is None:
                     break
                 outcome = run_item(index)
                 with changed:
-                    result = crew.done(index, outcome)
+                    result, index = crew.finish(index, outcome)
                     changed.notify_all()
                 if result is None:
                     return
-                results.put(result)
+                if index is crew.WAIT:  # the caller is not reading: hand this result on, then wait for room
+                    plan.write_down(result)
+                    results.put(result)
+                    result, index = None, take()
             with changed:
                 last = crew.leave()
             if last:
@@ -330,20 +344,34 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
     results: asyncio.Queue[Any] = asyncio.Queue()
     run_item = _on_loop(batch, plan)
 
+    async def take() -> Any:
+        while (index := crew.take()) is crew.WAIT:
+            changed.clear()  # no await since take(): a change from now on sets it
+            await changed.wait()
+        return index
+
     async def work() -> None:
         try:
+            result, index = None, await take()
             while True:
-                while (index := crew.take()) is crew.WAIT:
-                    changed.clear()  # no await since take(): a change from now on sets it
-                    await changed.wait()
+                try:  # one journal write: what the last item became, and the next one's name before it is sent
+                    going_on = plan.write_down(result, index)
+                finally:  # the result is handed on even if the next name could not be written
+                    if result is not None:
+                        results.put_nowait(result)
+                if not going_on:
+                    return  # the batch is over
                 if index is None:
                     break
                 outcome = await run_item(index)
-                result = crew.done(index, outcome)
+                result, index = crew.finish(index, outcome)
                 changed.set()
                 if result is None:
                     return
-                results.put_nowait(result)
+                if index is crew.WAIT:  # the caller is not reading: hand this result on, then wait for room
+                    plan.write_down(result)
+                    results.put_nowait(result)
+                    result, index = None, await take()
             if crew.leave():
                 results.put_nowait(_DONE)
         except asyncio.CancelledError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
@@ -56,6 +57,8 @@ PART_NAME = re.compile(r"\.imagebot-[A-Za-z0-9-]{1,32}-\d{1,10}-[0-9a-f]{16}\.pa
 STALE_PART_SECONDS = 3600
 #: A temporary file younger than this is left alone: its writer may not have locked it yet.
 FRESH_PART_SECONDS = 2.0
+_SALT = secrets.randbits(32)
+_COUNT = itertools.count()
 _swept: set[Path] = set()
 _swept_lock = threading.Lock()
 
@@ -69,14 +72,22 @@ def _part(folder: Path) -> Iterator[tuple[Path, int]]:
     ``os.fdopen`` makes three more system calls (fstat, isatty, lseek), each handing the GIL to
     another of a batch's busy threads; ``_buffered`` gives one where a library needs it.
     """
-    tmp = folder / f".imagebot-{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.part"
     # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except FileNotFoundError:  # the folder is made when first needed: a batch's items then skip a mkdir each
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
+    for tries_left in range(3, -1, -1):
+        # A random part per process and a count: unique without asking the OS for randomness each time
+        # (a system call, which hands the GIL to another of a batch's busy threads).
+        tmp = folder / f".imagebot-{_HOST}-{os.getpid()}-{_SALT:08x}{next(_COUNT) & 0xFFFFFFFF:08x}.part"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:  # the folder is made when first needed: a batch's items then skip a mkdir each
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # another machine's process with our host name, PID and random part
+            if tries_left:
+                continue
+            raise
+        break
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -1,13 +1,14 @@
 """A batch's journal: JSON lines in the output folder, so a re-run resumes where a run stopped.
 
-Two lines per prompt, each flushed at once: before it is sent, the file name chosen for it
-(``stem``); once its files are saved, their names (``paths``), or that the provider refused
-it (``refused``). A crash between the two leaves files the re-run recognises by their planned
-name, instead of paying for the images again under other names. A prompt is known by a key
-made from the settings that shape its images (model, size, quality, n and the extra provider
-arguments), its text, what it was made from (an edit's inputs) and which occurrence of that
-text it is, so a re-run with other settings makes new images, and a prompt listed twice is
-made twice.
+Two lines per prompt, each in the OS's hands before the batch goes on: before it is sent,
+the file name chosen for it (``stem``); once its files are saved, their names (``paths``), or
+that the provider refused it (``refused``). A worker of a batch writes the line of the item it
+finished and the name of the next one it takes in one write. A crash between the two lines
+leaves files the re-run recognises by their planned name, instead of paying for the images
+again under other names. A prompt is known by a key made from the settings that shape its
+images (model, size, quality, n and the extra provider arguments), its text, what it was made
+from (an edit's inputs) and which occurrence of that text it is, so a re-run with other
+settings makes new images, and a prompt listed twice is made twice.
 
 The journal may come from a shared or downloaded folder: what it says is checked before use.
 Names are plain file names inside the folder with an image extension, costs are finite and
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from llamabot_imagebot._info import file_ends
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from typing import IO, Any
+    from typing import Any
 
 try:
     import fcntl
@@ -224,7 +226,8 @@ class Journal:
     def __init__(self, folder: Path, *, fresh: bool = False) -> None:
         self.folder = folder
         self.path = folder / NAME
-        self._file: IO[bytes] | None = None
+        self._fd = -1
+        self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
         fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         if fcntl is not None:
@@ -242,35 +245,60 @@ class Journal:
             os.ftruncate(fd, 0)
         else:
             _drop_torn_line(fd)
-        self._file = os.fdopen(fd, "ab")
+        self._fd = fd
 
     def planned(self, key: str, index: int, prompt: str, stem: str) -> None:
         """Record the file name chosen for a prompt, before it is sent."""
-        self._write({"v": VERSION, "key": key, "index": index, "prompt": prompt, "stem": stem})
+        self.append(planned_line(key, index, prompt, stem))
 
     def saved(self, key: str, index: int, prompt: str, paths: Iterable[Path], cost: float | None) -> None:
-        """Record one saved prompt: written and flushed before this returns."""
-        names = [Path(path).name for path in paths]
-        self._write(
-            {"v": VERSION, "key": key, "index": index, "prompt": prompt, "paths": names, "cost": cost, "time": _now()}
-        )
+        """Record one saved prompt: written before this returns."""
+        self.append(saved_line(key, index, prompt, paths, cost))
 
-    def refused(self, key: str, index: int, prompt: str, reason: str) -> None:
-        """Record that the provider refused a prompt: a resumed run does not ask again unless told to."""
-        self._write({"v": VERSION, "key": key, "index": index, "prompt": prompt, "refused": reason, "time": _now()})
+    def append(self, lines: bytes) -> bool:
+        """Append whole lines in one write (the OS has them when this returns); False if the journal is closed.
 
-    def _write(self, record: dict[str, Any]) -> None:
-        # ASCII escapes: a prompt holding a lone surrogate is still a line of valid UTF-8.
-        line = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
-        assert self._file is not None
-        self._file.write(line)
-        self._file.flush()  # a kill -9 after this keeps the line (the OS has it)
+        Safe from any thread, without holding the batch's own lock: the file is opened to append,
+        so each write lands whole at the end, and this lock only keeps ``close`` from taking the
+        descriptor (whose number the OS could give another file) from a write under way.
+        """
+        with self._lock:
+            if self._fd < 0:
+                return False
+            view = memoryview(lines)
+            while view:  # a short write (a disk filling up) goes on where it stopped, or fails
+                view = view[os.write(self._fd, view) :]
+            return True
 
     def close(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()  # closing the file releases the lock
-            self._file = None
+        with self._lock:
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)  # closing the file releases the lock
+                self._fd = -1
+
+
+def planned_line(key: str, index: int, prompt: str, stem: str) -> bytes:
+    """The line naming the file chosen for a prompt, written before it is sent."""
+    return _line({"v": VERSION, "key": key, "index": index, "prompt": prompt, "stem": stem})
+
+
+def saved_line(key: str, index: int, prompt: str, paths: Iterable[Path], cost: float | None) -> bytes:
+    """The line of one saved prompt: its files' names and what it cost."""
+    names = [Path(path).name for path in paths]
+    return _line(
+        {"v": VERSION, "key": key, "index": index, "prompt": prompt, "paths": names, "cost": cost, "time": _now()}
+    )
+
+
+def refused_line(key: str, index: int, prompt: str, reason: str) -> bytes:
+    """The line saying the provider refused a prompt: a resumed run does not ask again unless told to."""
+    return _line({"v": VERSION, "key": key, "index": index, "prompt": prompt, "refused": reason, "time": _now()})
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    # ASCII escapes: a prompt holding a lone surrogate is still a line of valid UTF-8.
+    return (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
 
 
 def _now() -> str:

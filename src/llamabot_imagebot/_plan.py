@@ -204,11 +204,6 @@ class Plan:
             return Destination(prompt, self.save_path)
         return Destination(prompt, folder=self.save_dir, stem=self.stems.get(index), replace=index in self._known)
 
-    def sending(self, index: int) -> None:
-        """An item is about to be sent: its file name goes in the journal first."""
-        if self.journal is not None:
-            self.journal.planned(self._keys[index], index, self.items[index].prompt, self.stems[index])
-
     def _resumed(self, index: int, paths: list[Path], cost: float | None) -> BatchResult:
         prompt, model = self.items[index].prompt, self.settings.model
         images = GeneratedImages(
@@ -238,37 +233,56 @@ class Plan:
         return self.resumed
 
     def finished(self, index: int, images: GeneratedImages | None, error: BaseException | None) -> BatchResult:
-        """What became of an item sent, recorded (its cost, its line in the journal) and counted on the progress bar.
-
-        A failure to write the journal (a full disk) never loses the images: the result is
-        returned, with a warning that resuming may ask for them again.
-        """
+        """What became of an item sent: its cost settled, counted on the progress bar (``write_down`` journals it)."""
         self._bar.update(1)
         paid = images if images is not None else getattr(error, "images", None)
         self.spending.settle(index, getattr(paid, "cost", None), failed=error is not None)
-        prompt = self.items[index].prompt
-        if error is not None:
-            if not isinstance(error, Exception):
-                raise error
-            if _errors.is_refusal(error) and self.journal is not None:
-                reason = getattr(error, "reason", None) or str(error)
-                self._journal(self.journal.refused, self._keys[index], index, prompt, reason)
-            return BatchResult(index, prompt, None, error)
-        assert images is not None
-        paths = [image.path for image in images if image.path is not None]
-        if self.journal is not None and paths:
-            self._journal(self.journal.saved, self._keys[index], index, prompt, paths, images.cost)
-        return BatchResult(index, prompt, images, None)
+        if error is not None and not isinstance(error, Exception):
+            raise error
+        return BatchResult(index, self.items[index].prompt, images if error is None else None, error)
 
-    def _journal(self, write: Any, *args: Any) -> None:
+    def write_down(self, result: BatchResult | None, index: int | None = None) -> bool:
+        """Journal what became of an item (``result``) and the name of the next one to send (``index``), in one write.
+
+        An outcome that cannot be written (a full disk) never loses the images: it is a warning
+        that a resumed run may ask for them again. A name that cannot be written is an error:
+        the item is not sent, so that no run pays for images it cannot find again.
+
+        :return: False once the batch is over (its journal closed): the next item is not to be sent.
+        """
+        if self.journal is None:
+            return True
+        outcome = self._outcome_line(result) if result is not None else b""
+        name = b""
+        if index is not None:
+            name = _journal.planned_line(self._keys[index], index, self.items[index].prompt, self.stems[index])
+        if not outcome and not name:
+            return True
         try:
-            write(*args)
+            return self.journal.append(outcome + name)
         except OSError as exc:
-            warn(
-                f"Could not write the batch journal ({exc}): the images are saved, but a resumed run may ask "
-                "for them again.",
-                JournalWarning,
-            )
+            if outcome:
+                warn(
+                    f"Could not write the batch journal ({exc}): the images are saved, but a resumed run may ask "
+                    "for them again.",
+                    JournalWarning,
+                )
+            if name:
+                raise
+            return True
+
+    def _outcome_line(self, result: BatchResult) -> bytes:
+        """The journal line of an outcome: the files saved, or the provider's refusal (nothing else is kept)."""
+        index, prompt, error = result.index, result.prompt, result.error
+        if error is not None:
+            if not _errors.is_refusal(error):
+                return b""
+            reason = getattr(error, "reason", None) or str(error)
+            return _journal.refused_line(self._keys[index], index, prompt, reason)
+        paths = [image.path for image in result.images or () if image.path is not None]
+        if not paths:
+            return b""
+        return _journal.saved_line(self._keys[index], index, prompt, paths, getattr(result.images, "cost", None))
 
     def unsent(self) -> list[BatchResult]:
         """The items the cap kept back, each with a ``NotSentError`` saying why."""
