@@ -129,7 +129,7 @@ def test_two_runs_of_one_batch_in_one_folder_do_not_both_pay(provider, bot, tmp_
 @pytest.mark.skipif(sys.platform == "win32", reason="file size limits (RLIMIT_FSIZE) are POSIX")
 def test_a_failed_journal_append_still_returns_the_paid_image(provider, tmp_path):
     """The disk fills up as the journal is written: the image saved is returned, with a warning. A file size
-    limit lets the journal take the prompt's planned name and the image be saved, then cuts the 'saved' line short."""
+    limit lets the journal take the prompt's planned name and the image be saved, then cuts the "saved" line short."""
     import subprocess
 
     provider.gpt_image()
@@ -155,6 +155,9 @@ for w in caught:
     assert lines and lines[0].split() == ["True", "JournalWarning"], done.stdout + done.stderr
     assert "may ask for them again" in done.stdout
     assert (tmp_path / "out" / "a_fox.png").read_bytes() == PNG
+    # The part of the line that got in is taken back: the journal holds whole lines only (the planned name).
+    journal = (tmp_path / "out" / _journal.NAME).read_bytes()
+    assert journal.endswith(b"\n") and journal.count(b"\n") == 1 and b'"stem": "a_fox"' in journal
 
 
 @pytest.mark.wire

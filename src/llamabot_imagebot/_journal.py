@@ -265,9 +265,15 @@ class Journal:
         with self._lock:
             if self._fd < 0:
                 return False
-            view = memoryview(lines)
-            while view:  # a short write (a disk filling up) goes on where it stopped, or fails
-                view = view[os.write(self._fd, view) :]
+            view, written = memoryview(lines), 0
+            try:
+                while written < len(view):  # a short write (a disk filling up) goes on where it stopped, or fails
+                    written += os.write(self._fd, view[written:])
+            except OSError:
+                if written:  # take back the part that got in: the next line must not start inside a torn one
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+                raise
             return True
 
     def close(self) -> None:
