@@ -223,6 +223,20 @@ class _Failed:
         self.error = error
 
 
+def _hand_on(plan: Plan, result: BatchResult | None, index: int | None, put: Callable[[Any], None]) -> bool:
+    """Journal what ``result`` became and the name of ``index``, the next item, in one write; then ``put`` the result.
+
+    The result is handed on even if the name could not be written (that error then stops the batch).
+
+    :return: False once the batch is over: ``index`` is not to be sent.
+    """
+    try:
+        return plan.write_down(result, index)
+    finally:
+        if result is not None:
+            put(result)
+
+
 def run(batch: Batch) -> Iterator[BatchResult]:
     """A batch from sync code: ``concurrency`` daemon workers, each taking the next item as it finishes one.
 
@@ -248,12 +262,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
         try:
             result, index = None, take()
             while True:
-                try:  # one journal write: what the last item became, and the next one's name before it is sent
-                    going_on = plan.write_down(result, index)
-                finally:  # the result is handed on even if the next name could not be written
-                    if result is not None:
-                        results.put(result)
-                if not going_on:
+                if not _hand_on(plan, result, index, results.put):
                     return  # the batch is over
                 if index is None:
                     break
@@ -264,8 +273,7 @@ def run(batch: Batch) -> Iterator[BatchResult]:
                 if result is None:
                     return
                 if index is crew.WAIT:  # the caller is not reading: hand this result on, then wait for room
-                    plan.write_down(result)
-                    results.put(result)
+                    _hand_on(plan, result, None, results.put)
                     result, index = None, take()
             with changed:
                 last = crew.leave()
@@ -354,12 +362,7 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
         try:
             result, index = None, await take()
             while True:
-                try:  # one journal write: what the last item became, and the next one's name before it is sent
-                    going_on = plan.write_down(result, index)
-                finally:  # the result is handed on even if the next name could not be written
-                    if result is not None:
-                        results.put_nowait(result)
-                if not going_on:
+                if not _hand_on(plan, result, index, results.put_nowait):
                     return  # the batch is over
                 if index is None:
                     break
@@ -369,8 +372,7 @@ async def arun(batch: Batch) -> AsyncIterator[BatchResult]:
                 if result is None:
                     return
                 if index is crew.WAIT:  # the caller is not reading: hand this result on, then wait for room
-                    plan.write_down(result)
-                    results.put_nowait(result)
+                    _hand_on(plan, result, None, results.put_nowait)
                     result, index = None, await take()
             if crew.leave():
                 results.put_nowait(_DONE)
