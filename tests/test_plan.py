@@ -184,7 +184,7 @@ def test_a_torn_last_line_is_cut_before_the_next_run_writes(tmp_path):
     path = tmp_path / _journal.NAME
     path.write_text('{"v": 1, "key": "a", "stem": "a"}\n{"v": 1, "key": "b", "st')
     journal = _journal.Journal(tmp_path)
-    journal.planned("c", 2, "c", "c")
+    journal.append(_journal.planned_line("c", 2, "c", "c"))
     journal.close()
     assert set(_journal.read(path)) == {"a", "c"}
 
@@ -192,7 +192,7 @@ def test_a_torn_last_line_is_cut_before_the_next_run_writes(tmp_path):
 def test_a_lone_surrogate_in_a_prompt_is_still_a_line_of_valid_utf8(tmp_path):
     """A prompt holding a lone surrogate is journaled (escaped), and read back."""
     journal = _journal.Journal(tmp_path)
-    journal.planned("k", 0, "bad \ud800 text", "bad_text")
+    journal.append(_journal.planned_line("k", 0, "bad \ud800 text", "bad_text"))
     journal.close()
     (tmp_path / _journal.NAME).read_text(encoding="utf-8")
     assert _journal.read(tmp_path / _journal.NAME)["k"]["prompt"] == "bad \ud800 text"

@@ -103,7 +103,7 @@ def _buffered(fd: int) -> BinaryIO:
     return os.fdopen(fd, "wb", closefd=False)
 
 
-def _write_all(fd: int, chunk: bytes | memoryview) -> None:
+def write_all(fd: int, chunk: bytes | memoryview) -> None:
     """Write all of ``chunk``: ``os.write`` may write less (a disk filling up), which must not pass unseen."""
     view = memoryview(chunk)
     while view:
@@ -121,7 +121,7 @@ def _fill(fd: int, source: Source, cancel: threading.Event | None, complete: boo
             head += bytes(chunk[: SNIFF_BYTES - len(head)])
             if len(head) >= SNIFF_BYTES:
                 mime = require_image(head, "The generated image")
-        _write_all(fd, chunk)
+        write_all(fd, chunk)
         size += len(chunk)
         tail = (tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
     mime = mime or require_image(head, "The generated image")
@@ -292,7 +292,7 @@ def _embedded(tmp: Path, mime: str, provenance: dict[str, Any] | None) -> Iterat
 def _write_sidecar(path: Path, provenance: dict[str, Any]) -> None:
     """Write ``<file>.json`` beside an image that cannot carry its provenance inside."""
     with _part(path.parent) as (tmp, fd):
-        _write_all(fd, json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8"))
+        write_all(fd, json.dumps(provenance, ensure_ascii=False, indent=2).encode("utf-8"))
         os.fsync(fd)
         os.replace(tmp, sidecar_path(path))
 

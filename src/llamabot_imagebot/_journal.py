@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from llamabot_imagebot._exceptions import FolderBusyError, JournalWarning, warn
+from llamabot_imagebot._files import write_all
 from llamabot_imagebot._formats import EXTENSIONS, SNIFF_BYTES, SUFFIX_MIME, require_complete, sniff_mime
 from llamabot_imagebot._info import file_ends
 
@@ -247,10 +248,6 @@ class Journal:
             _drop_torn_line(fd)
         self._fd = fd
 
-    def planned(self, key: str, index: int, prompt: str, stem: str) -> None:
-        """Record the file name chosen for a prompt, before it is sent."""
-        self.append(planned_line(key, index, prompt, stem))
-
     def saved(self, key: str, index: int, prompt: str, paths: Iterable[Path], cost: float | None) -> None:
         """Record one saved prompt: written before this returns."""
         self.append(saved_line(key, index, prompt, paths, cost))
@@ -265,14 +262,11 @@ class Journal:
         with self._lock:
             if self._fd < 0:
                 return False
-            view, written = memoryview(lines), 0
             try:
-                while written < len(view):  # a short write (a disk filling up) goes on where it stopped, or fails
-                    written += os.write(self._fd, view[written:])
+                write_all(self._fd, lines)
             except OSError:
-                if written:  # take back the part that got in: the next line must not start inside a torn one
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+                with contextlib.suppress(OSError):  # the next line must not start inside a torn one
+                    _drop_torn_line(self._fd)
                 raise
             return True
 
